@@ -1,0 +1,75 @@
+"""Model registry: name -> (config dataclass, Keras model class).
+
+Add a model by importing its pair here and adding one entry to `MODELS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import keras
+
+from trainer.models.news_ranking import NewsRankingModel
+from trainer.models.nrms import NRMS
+from trainer.models.nrms import NRMSConfig
+
+__all__ = [
+    "MODELS",
+    "NRMS",
+    "NRMSConfig",
+    "NewsRankingModel",
+    "build_model",
+    "make_config",
+]
+
+MODELS: dict[str, tuple[type, type[keras.Model]]] = {
+    "nrms": (NRMSConfig, NRMS),
+}
+
+
+def make_config(name: str, config: Any = None, **overrides: Any) -> Any:
+    """The config dataclass instance for model `name`.
+
+    Args:
+        name: a key of `MODELS`.
+        config: `None` (the model's defaults), a preset name (str), a dict of
+            fields, or an instance of the model's config class.
+        **overrides: field values applied on top.
+
+    Returns:
+        An instance of the model's config class.
+    """
+    if name not in MODELS:
+        raise ValueError(f"Unknown model {name!r}; known: {sorted(MODELS)}.")
+    config_cls, _ = MODELS[name]
+    if config is None:
+        config = config_cls()
+    elif isinstance(config, str):
+        config = config_cls.preset(config)
+    elif isinstance(config, dict):
+        config = config_cls(**config)
+    elif not isinstance(config, config_cls):
+        raise TypeError(
+            f"config for {name!r} must be {config_cls.__name__}, a dict, a "
+            f"preset name or None; got {type(config).__name__}."
+        )
+    if overrides:
+        config = dataclasses.replace(config, **overrides)
+    return config
+
+
+def build_model(name: str, config: Any = None, **overrides: Any) -> keras.Model:
+    """Instantiates model `name` from a config (see `make_config`).
+
+    Args:
+        name: a key of `MODELS`, e.g. `"nrms"`.
+        config: `None`, a preset name, a dict or a config instance.
+        **overrides: config field values applied on top (e.g. `vocab_size`).
+
+    Returns:
+        The (unbuilt, uncompiled) Keras model.
+    """
+    _, model_cls = MODELS[name] if name in MODELS else (None, None)
+    config = make_config(name, config, **overrides)
+    return model_cls(config)

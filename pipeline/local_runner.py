@@ -1,0 +1,113 @@
+"""Runs the pipeline with TFX's LocalDagRunner (MLMD on SQLite), the embedded default.
+
+TFX, Beam and TensorFlow log a lot, partly from C++ straight to file descriptor 2; all of it
+goes to ``<output_dir>/logs/tfx.log`` (the descriptors are redirected for the run) and the
+terminal gets one line per component start/finish plus training progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import sys
+import time
+from typing import Iterator, TextIO
+
+from pipeline import summary as summary_lib
+from pipeline.configs import PipelineConfig
+
+_COMPONENT = re.compile(r"Component (\S+) is (running|finished)\.")
+PROGRESS_LOGGER = "usermodel.progress"
+"""Records of this logger (e.g. training steps from trainer/run_fn.py) are shown on the terminal."""
+
+
+class _Progress(logging.Handler):
+    """Turns the local runner's component start/finish records into terminal lines."""
+
+    def __init__(self, stream: TextIO):
+        super().__init__(logging.INFO)
+        self._stream = stream
+        self._started: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name == PROGRESS_LOGGER:
+            self._stream.write(f"      {record.getMessage()}\n")
+            self._stream.flush()
+            return
+        match = _COMPONENT.search(record.getMessage())
+        if not match:
+            return
+        node, state = match.groups()
+        if state == "running":
+            self._started[node] = time.monotonic()
+            self._stream.write(f"  ▶ {node} ...\n")
+        else:
+            took = time.monotonic() - self._started.get(node, time.monotonic())
+            self._stream.write(f"  ✔ {node} ({took:.0f}s)\n")
+        self._stream.flush()
+
+
+@contextlib.contextmanager
+def tfx_logs_to_file(path: str, progress: TextIO) -> Iterator[None]:
+    """Sends everything written to stdout/stderr and all logging to `path` while the pipeline
+    runs; component progress goes to `progress` (the terminal) through a saved descriptor."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    progress.flush()
+    terminal = os.fdopen(os.dup(progress.fileno()), "w", buffering=1, encoding="utf-8")
+    log = open(path, "a", buffering=1, encoding="utf-8")
+    saved_fds = [os.dup(1), os.dup(2)]
+    sys.stdout.flush(), sys.stderr.flush()
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    root = logging.getLogger()
+    file_handler = logging.StreamHandler(log)
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    saved = root.handlers[:], root.level
+    root.handlers = [file_handler, _Progress(terminal)]
+    root.setLevel(logging.INFO)
+    tf_logger = logging.getLogger("tensorflow")
+    tf_handlers, tf_logger.handlers = tf_logger.handlers[:], []  # it prints to stderr on its own
+    try:
+        yield
+    finally:
+        sys.stdout.flush(), sys.stderr.flush()
+        os.dup2(saved_fds[0], 1)
+        os.dup2(saved_fds[1], 2)
+        for fd in saved_fds:
+            os.close(fd)
+        root.handlers, level = saved
+        root.setLevel(level)
+        tf_logger.handlers = tf_handlers
+        log.close()
+        terminal.close()
+
+
+def prepare_data(config: PipelineConfig, out: TextIO) -> str:
+    """The MIND-format directory to ingest; generates the synthetic set on first use."""
+    data_dir = config.resolved_data_dir()
+    if config.dataset == "synthetic" and not os.path.exists(os.path.join(data_dir, "behaviors.tsv")):
+        from components.ingest import synthetic
+
+        out.write(f"Generating synthetic MIND-format data ({config.synthetic_preset}) in {data_dir}\n")
+        synthetic.generate_mind(data_dir, synthetic.SyntheticMindConfig.preset(config.synthetic_preset))
+    return os.path.abspath(data_dir)
+
+
+def run(config: PipelineConfig, out: TextIO = sys.stdout) -> summary_lib.RunSummary:
+    """Runs the whole pipeline and returns (and writes) its summary."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tfx import v1 as tfx
+
+    from pipeline.pipeline import create_pipeline
+
+    data_dir = prepare_data(config, out)
+    log_path = os.path.join(config.output_dir, "logs", "tfx.log")
+    out.write(f"Running pipeline '{config.pipeline_name}' for {', '.join(config.models)} (TFX logs: {log_path})\n")
+    started = time.time()
+    with tfx_logs_to_file(log_path, out):
+        tfx.orchestration.LocalDagRunner().run(create_pipeline(config, data_dir))
+    result = summary_lib.collect(config, started_at=started)
+    summary_lib.write(result, config.output_dir)
+    return result

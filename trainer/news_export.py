@@ -1,0 +1,133 @@
+"""SavedModel export of a news-ranking model with the signatures of DESIGN.md section 4.
+
+The Keras model only sees integer tensors; this module wraps it with the Transform graph
+(string ids → indices, in-graph tokenization) and the news table (index → content), so that
+serving takes raw inputs:
+
+* ``serving_default(examples)`` — serialized raw impression tf.Examples (what TFMA feeds) →
+  ``scores`` ``[B, C]`` for the candidates in order, ``candidate_mask`` ``[B, C]``;
+* ``score(user_id, history, candidates)`` — news ids, ``""`` = padding → ``scores``, ``candidate_mask``;
+* ``encode_news(title, abstract, category, subcategory)`` — raw articles → ``news_vector`` (cacheable);
+* ``encode_user(user_id, history)`` → ``user_vector``.
+
+Padded candidate slots score -1e9 (finite), so clients may sort rows without masking first.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from trainer import news_input
+
+_STR = tf.string
+
+
+def _dense_to_sparse(ids: tf.Tensor) -> tf.SparseTensor:
+    """[B, N] strings with "" padding → a [B, None] sparse feature (what the raw schema parses to)."""
+    where = tf.where(ids != "")
+    return tf.SparseTensor(where, tf.gather_nd(ids, where), tf.shape(ids, out_type=tf.int64))
+
+
+def _scalar_to_sparse(values: tf.Tensor) -> tf.SparseTensor:
+    return _dense_to_sparse(values[:, None])
+
+
+class _NewsTableModule(tf.Module):
+    """Holds the news table as non-trainable variables (kept out of the graph proto)."""
+
+    def __init__(self, table: news_input.NewsTable):
+        super().__init__()
+        self.fields = {k: tf.Variable(v, trainable=False, name=k) for k, v in table.fields.items()}
+
+    def gather(self, indices: tf.Tensor, fields) -> dict[str, tf.Tensor]:
+        return {f: tf.gather(self.fields[f], indices) for f in fields}
+
+
+class NewsServing:
+    """Builds the serving functions from a trained model, the Transform output and the table."""
+
+    def __init__(self, model: keras.Model, tft_output: tft.TFTransformOutput, table: news_input.NewsTable):
+        self.model = model
+        self.tft_layer = tft_output.transform_features_layer()
+        self.raw_spec = tft_output.raw_feature_spec()
+        self.table = _NewsTableModule(table)
+        self.fields = tuple(model.news_fields)
+
+    def _transform(self, batch_size: tf.Tensor, **given: tf.SparseTensor) -> dict[str, tf.Tensor]:
+        """Runs the Transform graph; raw features not given are absent (empty) for every row."""
+        raw = {}
+        for name, spec in self.raw_spec.items():
+            raw[name] = given.get(name) or tf.SparseTensor(
+                tf.zeros([0, 2], tf.int64), tf.zeros([0], spec.dtype), tf.stack([batch_size, 0])
+            )
+        return self.tft_layer(raw)
+
+    def _model_inputs(self, t: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        candidates = tf.sparse.to_dense(t["candidates"])
+        ids = {"history": t["history"], "history_mask": t["history_mask"],
+               "user_index": t["user_index"], "candidates": candidates}
+        # An unknown candidate has index 1 (> 0), so it stays in the mask and is scored.
+        return news_input.to_model_inputs(ids, self.table, self.fields)
+
+    def _scores(self, t: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        inputs = self._model_inputs(t)
+        scores = self.model(inputs, training=False)
+        return {"scores": tf.cast(scores, tf.float32), "candidate_mask": inputs["cand_mask"]}
+
+    def serving_default(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
+        raw = tf.io.parse_example(examples, self.raw_spec)
+        return self._scores(self.tft_layer(raw))
+
+    def score(self, user_id: tf.Tensor, history: tf.Tensor, candidates: tf.Tensor) -> dict[str, tf.Tensor]:
+        t = self._transform(
+            tf.shape(user_id, out_type=tf.int64)[0],
+            user_id=_scalar_to_sparse(user_id),
+            history=_dense_to_sparse(history),
+            candidates=_dense_to_sparse(candidates),
+        )
+        return self._scores(t)
+
+    def encode_news(self, title, abstract, category, subcategory) -> dict[str, tf.Tensor]:
+        n = tf.shape(title, out_type=tf.int64)[0]
+        t = self._transform(
+            n,
+            title=_scalar_to_sparse(title),
+            abstract=_scalar_to_sparse(abstract),
+            category=_scalar_to_sparse(category),
+            subcategory=_scalar_to_sparse(subcategory),
+        )
+        lengths = {"title": self.table.fields["title"].shape[1], "abstract": self.table.fields["abstract"].shape[1]}
+        news = {}
+        for f in self.fields:
+            value = t[f]
+            if isinstance(value, tf.SparseTensor):
+                value = tf.sparse.to_dense(tf.sparse.reset_shape(value, [n, lengths[f]]))
+            news[f] = tf.cast(value, tf.int32)
+        return {"news_vector": self.model.encode_news(news)}
+
+    def encode_user(self, user_id: tf.Tensor, history: tf.Tensor) -> dict[str, tf.Tensor]:
+        t = self._transform(
+            tf.shape(user_id, out_type=tf.int64)[0],
+            user_id=_scalar_to_sparse(user_id),
+            history=_dense_to_sparse(history),
+        )
+        inputs = self._model_inputs(t)
+        return {"user_vector": self.model.encode_user(inputs)}
+
+
+def export(model: keras.Model, tft_output: tft.TFTransformOutput, table: news_input.NewsTable, path: str) -> None:
+    """Writes the SavedModel with all four signatures to `path`."""
+    serving = NewsServing(model, tft_output, table)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(serving.tft_layer)
+    archive.track(serving.table)
+    vec = lambda: tf.TensorSpec([None], _STR)  # noqa: E731
+    mat = lambda: tf.TensorSpec([None, None], _STR)  # noqa: E731
+    archive.add_endpoint("serving_default", serving.serving_default, [tf.TensorSpec([None], _STR, name="examples")])
+    archive.add_endpoint("score", serving.score, [vec(), mat(), mat()])
+    archive.add_endpoint("encode_news", serving.encode_news, [vec(), vec(), vec(), vec()])
+    archive.add_endpoint("encode_user", serving.encode_user, [vec(), mat()])
+    archive.write_out(path, verbose=False)
