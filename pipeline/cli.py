@@ -13,17 +13,39 @@ naming the file or field and exit with status 2; they never show a stack trace.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
-from typing import Callable, Sequence
+import tempfile
+from typing import Callable, Iterator, Sequence
+
+from components.errors import UserError
 
 
-class UserError(Exception):
-    """A mistake the user can fix; printed as one line, exit status 2."""
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Hides TensorFlow's C++ start-up lines (written to fd 2 before logging exists; no
+    environment variable silences them all) and shows them only if the imports fail."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipeline import configs, local_runner
+    with _quiet_native_stderr():
+        from pipeline import configs, local_runner
 
     overrides = {
         "dataset": args.dataset, "data_dir": args.data_dir, "models": args.models,
@@ -111,13 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from components.ingest.report import DatasetError
-    from pipeline.configs import ConfigError
-
     fn: Callable[[argparse.Namespace], int] = args.fn
     try:
         return fn(args)
-    except (UserError, ConfigError, DatasetError, FileNotFoundError) as err:
+    except (UserError, FileNotFoundError) as err:
         print(f"usermodel: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

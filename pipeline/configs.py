@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from components.errors import UserError
+
 from trainer.preprocessing import NewsTransformConfig
 from trainer.run_fn import TrainingConfig
 
@@ -115,7 +117,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A user-facing configuration mistake (the message names the field)."""
 
 

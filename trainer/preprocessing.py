@@ -54,10 +54,15 @@ class NewsTransformConfig:
 
 
 def tokenize(text: tf.Tensor) -> tf.RaggedTensor:
-    """Lower-cased words and punctuation marks, NFKC-normalised ([B] strings → [B, None])."""
-    text = tf.strings.lower(tf_text.normalize_utf8(text, "NFKC"))
+    """Case-folded words and punctuation marks ([B] strings → [B, None]).
+
+    NFKC case folding and Unicode letter/number classes, so "Ünïcode" stays one word (RE2's
+    ``\\w`` and ``tf.strings.lower`` are ASCII-only).
+    """
     return tf_text.regex_split(
-        text, delim_regex_pattern=r"\s+|([^\w\s])", keep_delim_regex_pattern=r"[^\w\s]"
+        tf_text.case_fold_utf8(text),
+        delim_regex_pattern=r"\s+|([^\p{L}\p{N}\s])",
+        keep_delim_regex_pattern=r"[^\p{L}\p{N}\s]",
     )
 
 

@@ -18,11 +18,13 @@ import os
 from collections.abc import Iterator
 from typing import IO, Any
 
+from components.errors import UserError
+
 MAX_EXAMPLES = 10
 """How many "path:line: reason" examples a report keeps; counts are always complete."""
 
 
-class DatasetError(Exception):
+class DatasetError(UserError):
     """A dataset cannot be used at all: a missing file, a bad header, a failed download.
 
     Row-level problems are not errors: readers count them in an `IngestReport`.

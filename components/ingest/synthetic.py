@@ -95,8 +95,7 @@ _CONSONANTS = "bdfgklmnprstvz"
 _VOWELS = "aeiou"
 _SYLLABLES = tuple(c + v for c in _CONSONANTS for v in _VOWELS)
 _ENTITY_TYPES = ("P", "O", "G", "L", "U")
-_TITLE_PAD = -1  # pads word-id rows of titles ...
-_WORD_PAD = -2  # ... and of users' preferred words: different values so pads never "match".
+_PAD = -1  # pads rows of word ids, topics and sub-categories
 _SECONDS_PER_DAY = 86_400
 _IMPRESSION_CHUNK = 32_768  # impressions per vectorised chunk (bounds memory, not output)
 _USER_CHUNK = 4_096  # users per vectorised history chunk
@@ -261,6 +260,7 @@ class SyntheticMindConfig:
 
     @property
     def num_subcategories(self) -> int:
+        """Sub-categories over all topics."""
         return self.num_topics * self.subcategories_per_topic
 
 
@@ -268,7 +268,10 @@ MIND_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(num_users=200, num_news=600, num_impressions=2_000, history_length=(5, 30)),
     "demo": {},
     "small": dict(num_users=50_000, num_news=51_282, num_impressions=156_965, num_topics=18),
-    "large": dict(num_users=711_222, num_news=101_527, num_impressions=2_232_748, num_topics=24),
+    "large": dict(
+        num_users=711_222, num_news=101_527, num_impressions=2_232_748, num_topics=18,
+        subcategories_per_topic=8,
+    ),
 }
 """Preset name -> overrides of the ``SyntheticMindConfig`` defaults (``demo`` is the default)."""
 
@@ -300,6 +303,9 @@ class MindWorld:
     article_subcategory: np.ndarray
     article_title_words: np.ndarray
     """[A, max title length] word ids, padded with -1."""
+    article_title_bits: np.ndarray
+    """[A, ceil(vocabulary / 8)] uint8: the title's words as a bitset (bit w % 8 of byte w // 8),
+    so the click model tests word membership with one gather instead of a title scan."""
     article_listed: np.ndarray
     """[A] bool: whether the article has a row in news.tsv."""
     topic_articles: np.ndarray
@@ -312,7 +318,7 @@ class MindWorld:
     user_subcategories: np.ndarray
     """[U, max interests] preferred sub-category per interest, padded with -1."""
     user_words: np.ndarray
-    """[U, preferred_words_per_user] preferred word ids, padded with -2."""
+    """[U, preferred_words_per_user] preferred word ids, padded with -1."""
     user_activity: np.ndarray
     """[U] probability that an impression belongs to the user."""
 
@@ -351,6 +357,7 @@ class MindWorld:
             c.subcategories_per_topic, size=num_articles
         )
         title_length = rng.integers(c.title_length[0], c.title_length[1] + 1, size=num_articles)
+        title_words = _sample_text_words(rng, c, topic, subcategory, title_length)
         listed = np.ones(num_articles, dtype=bool)
         listed[rng.choice(num_articles, size=c.num_missing_news, replace=False)] = False
         topic_count = np.bincount(topic, minlength=c.num_topics)
@@ -366,7 +373,8 @@ class MindWorld:
             entity_vectors=vectors.astype(np.float32),
             article_topic=topic,
             article_subcategory=subcategory,
-            article_title_words=_sample_text_words(rng, c, topic, subcategory, title_length),
+            article_title_words=title_words,
+            article_title_bits=_word_bits(title_words, len(words)),
             article_listed=listed,
             topic_articles=np.argsort(topic, kind="stable"),
             topic_start=np.cumsum(topic_count) - topic_count,
@@ -380,11 +388,14 @@ class MindWorld:
         topic_match = (self.user_topics[users] == self.article_topic[articles, None]).any(axis=1)
         sub = self.article_subcategory[articles, None]
         sub_match = (self.user_subcategories[users] == sub).any(axis=1)
-        titles, preferred = self.article_title_words[articles], self.user_words[users]
-        # One preferred word at a time keeps the temporary at [pairs, title length].
+        # Preferred words are words of the user's topics and sub-categories, so only pairs
+        # whose topics match can hit one.
         hits = np.zeros(len(users))
-        for k in range(preferred.shape[1]):
-            hits += (titles == preferred[:, k, None]).any(axis=1)
+        pairs = np.flatnonzero(topic_match)
+        preferred = self.user_words[users[pairs]]
+        word = np.maximum(preferred, 0)
+        bit = (self.article_title_bits[articles[pairs, None], word >> 3] >> (word & 7)) & 1
+        hits[pairs] = (bit * (preferred != _PAD)).sum(axis=1)
         return (
             c.click_bias
             + c.topic_weight * topic_match
@@ -439,8 +450,17 @@ def _sample_text_words(
         topic_words,
         np.where(kind < c.text_topic_share + c.text_subcategory_share, sub_words, filler),
     )
-    words[np.arange(width) >= lengths[:, None]] = _TITLE_PAD
+    words[np.arange(width) >= lengths[:, None]] = _PAD
     return words.astype(np.int32)
+
+
+def _word_bits(words: np.ndarray, vocab_size: int) -> np.ndarray:
+    """Packs -1-padded rows of word ids into [rows, ceil(vocab_size / 8)] uint8 bitsets."""
+    bits = np.zeros((len(words), (vocab_size + 7) // 8), dtype=np.uint8)
+    rows, cols = np.nonzero(words != _PAD)
+    word = words[rows, cols]
+    np.bitwise_or.at(bits, (rows, word >> 3), (1 << (word & 7)).astype(np.uint8))
+    return bits
 
 
 def _draw_users(rng: np.random.Generator, c: SyntheticMindConfig) -> dict[str, np.ndarray]:
@@ -461,7 +481,7 @@ def _draw_users(rng: np.random.Generator, c: SyntheticMindConfig) -> dict[str, n
     from_sub = sub_base + np.take_along_axis(subs, slot, axis=1) * c.subcategory_vocab_size
     from_sub += rng.integers(c.subcategory_vocab_size, size=(n, k))
     words = np.sort(np.where(rng.random((n, k)) < 0.5, from_topic, from_sub), axis=1)
-    words[:, 1:][words[:, 1:] == words[:, :-1]] = _WORD_PAD
+    words[:, 1:][words[:, 1:] == words[:, :-1]] = _PAD
     activity = rng.lognormal(0.0, c.user_activity_sigma, size=n)
     return dict(
         user_interest_count=count,
@@ -508,7 +528,9 @@ def oracle_scores(
 
     This is the best score any model can learn from the generated files (labels add noise and
     Bernoulli draws on top); tests compare it with labels and models with it. Withheld
-    articles (not in news.tsv) are scored too.
+    articles (not in news.tsv) are scored too. The world is rebuilt on every call (tens of
+    milliseconds for ``tiny``): pass all pairs at once, or keep a ``MindWorld`` and call
+    ``click_probability`` with indices.
 
     Args:
         config: the config the files were generated with.
@@ -598,7 +620,7 @@ def _news_rows(world: MindWorld, rng: np.random.Generator, articles: np.ndarray)
     }
     mentions = {}
     for field, words in texts.items():
-        length = (words != _TITLE_PAD).sum(axis=1)
+        length = (words != _PAD).sum(axis=1)
         entity = topic * c.entities_per_topic + rng.integers(c.entities_per_topic, size=n)
         mentioned = rng.random(n) < c.entity_mention_prob
         confidence = np.where(rng.random(n) < 0.7, 1.0, np.round(rng.uniform(0.8, 1.0, n), 3))
@@ -613,11 +635,12 @@ def _news_rows(world: MindWorld, rng: np.random.Generator, articles: np.ndarray)
     ):  # fmt: skip
         title, title_entities = _render(world, title_words, *title_mention)
         abstract, abstract_entities = _render(world, abstract_words, *abstract_mention)
-        sub_index = int(world.article_subcategory[a])
-        category = world.category_names[world.subcategory_category[sub_index]]
+        sub = int(world.article_subcategory[a])
+        category = world.category_names[world.subcategory_category[sub]]
+        url = f"https://synthetic.invalid/mind/N{a + 1}.html"
         rows.append(
-            f"N{a + 1}\t{category}\t{world.subcategory_names[sub_index]}\t{title}\t{abstract}."
-            f"\thttps://synthetic.invalid/mind/N{a + 1}.html\t{title_entities}\t{abstract_entities}\n"
+            f"N{a + 1}\t{category}\t{world.subcategory_names[sub]}\t{title}\t{abstract}.\t{url}"
+            f"\t{title_entities}\t{abstract_entities}\n"
         )
     return rows
 
@@ -627,7 +650,7 @@ def _render(
 ) -> tuple[str, str]:
     """Joins words, inserting the entity's surface form at ``position``; returns the text and
     its entity list as MIND's JSON (character offsets point at the surface form)."""
-    tokens = [world.words[w] for w in word_ids if w != _TITLE_PAD]
+    tokens = [world.words[w] for w in word_ids if w != _PAD]
     if entity < 0:
         return " ".join(tokens), "[]"
     label = world.entity_labels[entity]
@@ -661,12 +684,10 @@ def _write_behaviors(f: TextIO, world: MindWorld, rng: np.random.Generator) -> d
         users, counts, articles, labels = _draw_impressions(world, rng, len(times))
         seen_users[users] = True
         num_candidates, num_clicks = num_candidates + len(labels), num_clicks + int(labels.sum())
-        keyed = (articles * 2 + labels).tolist()
+        chunk_tokens = list(map(tokens.__getitem__, (articles * 2 + labels).tolist()))
         bounds = np.concatenate([[0], np.cumsum(counts)]).tolist()
         lines = [
-            f"{next_id + i}\tU{u + 1}\t{when}\t{histories[u]}\t"
-            + " ".join(tokens[k] for k in keyed[b0:b1])
-            + "\n"
+            f"{next_id + i}\tU{u + 1}\t{when}\t{histories[u]}\t{' '.join(chunk_tokens[b0:b1])}\n"
             for i, (u, when, b0, b1) in enumerate(
                 zip(users.tolist(), _format_times(times, dates), bounds[:-1], bounds[1:])
             )
@@ -762,8 +783,8 @@ def _draw_impressions(
     counts = np.bincount(impression, minlength=n)
     clicked = np.bincount(impression, weights=labels, minlength=n) > 0
     keys = -np.log1p(np.exp(-noisy)) + rng.gumbel(size=len(logits))
-    first = np.lexsort((-keys, impression))[np.cumsum(counts) - counts]
-    labels[first[~clicked]] = True
+    best = np.maximum.reduceat(keys, np.cumsum(counts) - counts)
+    labels |= (keys == best[impression]) & ~clicked[impression]
     return users, counts, articles, labels.astype(np.int64)
 
 
@@ -871,15 +892,15 @@ class MovieLensWorld:
     movie_titles: list[str]
     movie_genres: np.ndarray
     """[M, G] bool over ``MOVIELENS_GENRES``."""
-    movie_tags: list[np.ndarray]
-    """Tag ids of each movie."""
+    movie_tags: np.ndarray
+    """[M, T] bool over tag ids."""
     movie_bias: np.ndarray
     tag_names: list[str]
     """Tag id -> tag; genre g's pool is ids ``[g * tags_per_genre, (g + 1) * tags_per_genre)``."""
     user_genres: np.ndarray
     """[U, G] bool: preferred genres."""
-    user_tags: list[np.ndarray]
-    """Preferred tag ids of each user."""
+    user_tags: np.ndarray
+    """[U, T] bool: preferred tags."""
     user_bias: np.ndarray
 
     @classmethod
@@ -896,21 +917,21 @@ class MovieLensWorld:
             f"{w} {tag_words[(i + 1) % len(tag_words)]}" if two else w
             for i, (w, two) in enumerate(zip(tag_words, two_word.tolist()))
         ]
+        tags_per_movie = rng.integers(c.tags_per_movie[0], c.tags_per_movie[1] + 1, c.num_movies)
+        movie_tags = [_pick_tags(rng, g, pool, n) for g, n in zip(movie_genres, tags_per_movie)]
+        user_tags = [_pick_tags(rng, g, pool, c.preferred_tags_per_user) for g in user_genres]
         return cls(
             config=c,
             movie_ids=np.sort(rng.choice(8 * c.num_movies, size=c.num_movies, replace=False)) + 1,
             movie_titles=_movie_titles(rng, c, title_words),
             movie_genres=movie_genres,
-            movie_tags=[
-                _pick_tags(rng, flags, pool, rng.integers(c.tags_per_movie[0], c.tags_per_movie[1] + 1))
-                for flags in movie_genres
-            ],
+            movie_tags=np.stack(movie_tags),
             movie_bias=rng.normal(0.0, c.movie_bias_std, size=c.num_movies),
             tag_names=tag_names,
             user_genres=user_genres,
-            user_tags=[_pick_tags(rng, flags, pool, c.preferred_tags_per_user) for flags in user_genres],
+            user_tags=np.stack(user_tags),
             user_bias=rng.normal(0.0, c.user_bias_std, size=c.num_users),
-        )  # fmt: skip
+        )
 
     def preferred_genres(self, user_id: int) -> tuple[str, ...]:
         """Genre names the user (a MovieLens userId) prefers."""
@@ -918,7 +939,8 @@ class MovieLensWorld:
 
     def preferred_tags(self, user_id: int) -> tuple[str, ...]:
         """Tags the user (a MovieLens userId) prefers."""
-        return tuple(self.tag_names[t] for t in self.user_tags[user_id - 1].tolist())
+        flags = self.user_tags[user_id - 1]
+        return tuple(self.tag_names[t] for t in np.flatnonzero(flags).tolist())
 
 
 def _distinct_flags(
@@ -931,9 +953,11 @@ def _distinct_flags(
 
 
 def _pick_tags(rng: np.random.Generator, genres: np.ndarray, pool: int, count: int) -> np.ndarray:
-    """``count`` distinct tag ids from the pools of the flagged genres."""
+    """Flags (over all tag ids) ``count`` distinct tags from the pools of the flagged genres."""
     candidates = (np.flatnonzero(genres)[:, None] * pool + np.arange(pool)).ravel()
-    return np.sort(rng.choice(candidates, size=count, replace=False))
+    flags = np.zeros(len(genres) * pool, dtype=bool)
+    flags[rng.choice(candidates, size=count, replace=False)] = True
+    return flags
 
 
 def _movie_titles(
@@ -944,7 +968,8 @@ def _movie_titles(
     years = rng.integers(c.first_year, c.last_year + 1, size=c.num_movies)
     article = rng.random(c.num_movies) < 0.1
     titles = []
-    for m, (length, year, the) in enumerate(zip(lengths.tolist(), years.tolist(), article.tolist())):
+    rows = zip(lengths.tolist(), years.tolist(), article.tolist())
+    for m, (length, year, the) in enumerate(rows):
         name = " ".join(w.capitalize() for w in words[3 * m : 3 * m + length])
         titles.append(f"{name}{', The' if the else ''} ({year})")
     return titles
@@ -1016,10 +1041,10 @@ def _rate(world: MovieLensWorld, rng: np.random.Generator, user: int) -> list[tu
         (1.0 - c.preferred_share) / max(len(preferred) - num_preferred, 1),
     )
     count = int(rng.integers(c.ratings_per_user[0], c.ratings_per_user[1] + 1))
-    movies = np.sort(rng.choice(c.num_movies, size=count, replace=False, p=weight / weight.sum()))
-    tag_hits = np.array(
-        [np.isin(world.movie_tags[m], world.user_tags[user]).sum() for m in movies.tolist()]
-    )
+    # Without replacement, proportional to weight (Gumbel top-k).
+    keys = np.log(weight) + rng.gumbel(size=c.num_movies)
+    movies = np.sort(np.argpartition(-keys, count - 1)[:count])
+    tag_hits = (world.movie_tags[movies] & world.user_tags[user]).sum(axis=1)
     mean = (
         c.base_rating + world.user_bias[user] + world.movie_bias[movies]
         + c.genre_weight * preferred[movies] + c.tag_weight * tag_hits
@@ -1050,7 +1075,7 @@ def _tag(world: MovieLensWorld, rng: np.random.Generator, user: int, ratings: li
         _, movie_id, _, rated_at = ratings[int(rng.choice(liked))]
         own = rng.random() < c.tag_consistency
         movie = int(np.searchsorted(world.movie_ids, movie_id))
-        tags = world.user_tags[user] if own else world.movie_tags[movie]
+        tags = np.flatnonzero(world.user_tags[user] if own else world.movie_tags[movie])
         tag = world.tag_names[int(rng.choice(tags))]
         rows.setdefault((movie_id, tag), rated_at + int(rng.integers(1, 3600)))
     return [(user + 1, m, tag, t) for (m, tag), t in sorted(rows.items())]

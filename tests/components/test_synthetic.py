@@ -173,7 +173,8 @@ def test_mind_determinism(tmp_path, tiny_config):
 
 
 def test_mind_sizes_match_config(tiny_mind, tiny_config):
-    generated, news, impressions = tiny_mind["generated"], tiny_mind["news"], tiny_mind["impressions"]
+    generated, news = tiny_mind["generated"], tiny_mind["news"]
+    impressions = tiny_mind["impressions"]
     assert len(news) == generated.num_news == tiny_config.num_news
     assert len(impressions) == generated.num_impressions == tiny_config.num_impressions
     users = {imp["user"] for imp in impressions}
@@ -191,7 +192,8 @@ def test_mind_sizes_match_config(tiny_mind, tiny_config):
     # No unknown ids by default; every entity has a vector.
     ids = {n for imp in impressions for n in imp["history"] + imp["candidates"]}
     assert ids <= set(news)
-    assert {q for article in news.values() for q in article["entities"]} <= set(tiny_mind["vectors"])
+    entities = {q for article in news.values() for q in article["entities"]}
+    assert entities <= set(tiny_mind["vectors"])
 
 
 def test_mind_time_order_and_last_day_split(tiny_mind, tiny_config):
@@ -211,7 +213,7 @@ def test_mind_time_order_and_last_day_split(tiny_mind, tiny_config):
     assert eval_users & train_users and eval_users - train_users
 
 
-def test_time_format_has_no_zero_padding(tmp_path):
+def test_time_format_has_no_zero_padding():
     dates = ["11/9/2019"]
     seconds = np.array([0, 5 * 3600 + 65, 12 * 3600, 23 * 3600 + 3599])
     assert synthetic._format_times(seconds, dates) == [
@@ -253,7 +255,8 @@ def test_missing_news_fraction_makes_unknown_ids(tmp_path, tiny_config):
 def oracle(config, impressions):
     """Scores of every impression's candidates, from one batched ``oracle_scores`` call."""
     users = [imp["user"] for imp in impressions for _ in imp["candidates"]]
-    scores = synthetic.oracle_scores(config, users, [c for imp in impressions for c in imp["candidates"]])
+    candidates = [c for imp in impressions for c in imp["candidates"]]
+    scores = synthetic.oracle_scores(config, users, candidates)
     by_id, start = {}, 0
     for imp in impressions:
         by_id[imp["id"]] = scores[start : start + len(imp["candidates"])]
@@ -309,6 +312,33 @@ def test_histories_follow_user_interests(tiny_mind, tiny_config):
     assert np.mean(on_topic) > 0.9
 
 
+def test_oracle_follows_the_documented_click_model(tiny_config):
+    world = synthetic.MindWorld.build(tiny_config)
+    rng = np.random.default_rng(0)
+    users = rng.integers(world.num_users, size=500)
+    articles = world.sample_articles(rng, users, match_share=0.7)
+    scores = synthetic.oracle_scores(
+        tiny_config, [f"U{u + 1}" for u in users], [f"N{a + 1}" for a in articles]
+    )
+    c = tiny_config
+    for u, a, score in zip(users, articles, scores):
+        preferred = set(world.user_words[u].tolist()) - {-1}
+        logit = (
+            c.click_bias
+            + c.topic_weight * (world.article_topic[a] in world.user_topics[u])
+            + c.subcategory_weight * (world.article_subcategory[a] in world.user_subcategories[u])
+            + c.word_weight * len(preferred & set(world.article_title_words[a].tolist()))
+        )
+        assert score == pytest.approx(1.0 / (1.0 + np.exp(-logit)))
+
+
+def test_several_categories_per_topic(tmp_path, tiny_config):
+    config = dataclasses.replace(tiny_config, categories_per_topic=2, num_impressions=50)
+    news = parse_news(synthetic.generate_mind(tmp_path, config).news_path)
+    assert len({n["category"] for n in news.values()}) == 24
+    assert len({n["subcategory"] for n in news.values()}) == 48
+
+
 def test_oracle_scores_rejects_unknown_ids(tiny_config):
     with pytest.raises(KeyError):
         synthetic.oracle_scores(tiny_config, ["U1"], ["N999999"])
@@ -339,7 +369,9 @@ def test_movielens_determinism(tmp_path):
     synthetic.generate_movielens(tmp_path / "c", dataclasses.replace(config, seed=7))
     match, _, _ = filecmp.cmpfiles(tmp_path / "a", tmp_path / "b", MOVIELENS_FILES, shallow=False)
     assert sorted(match) == sorted(MOVIELENS_FILES)
-    _, mismatch, _ = filecmp.cmpfiles(tmp_path / "a", tmp_path / "c", MOVIELENS_FILES, shallow=False)
+    _, mismatch, _ = filecmp.cmpfiles(
+        tmp_path / "a", tmp_path / "c", MOVIELENS_FILES, shallow=False
+    )
     assert sorted(mismatch) == sorted(MOVIELENS_FILES)
 
 
@@ -362,7 +394,8 @@ def test_movielens_format(tiny_movielens):
     assert keys == sorted(set(keys)) and {m for _, m in keys} <= set(movie_ids)
     assert {u for u, _ in keys} == set(range(1, config.num_users + 1))
     per_user = collections.Counter(u for u, _ in keys)
-    assert all(config.ratings_per_user[0] <= n <= config.ratings_per_user[1] for n in per_user.values())
+    low, high = config.ratings_per_user
+    assert all(low <= n <= high for n in per_user.values())
     assert {r for _, _, r, _ in ratings} <= {f"{0.5 * k:.1f}" for k in range(1, 11)}
     assert all(9 <= len(t) <= 10 and t.isdigit() for *_, t in ratings)
 
