@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import sys
 import time
 from typing import Iterator, TextIO
@@ -18,35 +17,54 @@ from typing import Iterator, TextIO
 from pipeline import summary as summary_lib
 from pipeline.configs import PipelineConfig
 
-_COMPONENT = re.compile(r"Component (\S+) is (running|finished)\.")
 PROGRESS_LOGGER = "usermodel.progress"
 """Records of this logger (e.g. training steps from trainer/run_fn.py) are shown on the terminal."""
 
 
 class _Progress(logging.Handler):
-    """Turns the local runner's component start/finish records into terminal lines."""
+    """Shows records of the progress logger on the terminal."""
 
     def __init__(self, stream: TextIO):
         super().__init__(logging.INFO)
         self._stream = stream
-        self._started: dict[str, float] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.name == PROGRESS_LOGGER:
             self._stream.write(f"      {record.getMessage()}\n")
             self._stream.flush()
-            return
-        match = _COMPONENT.search(record.getMessage())
-        if not match:
-            return
-        node, state = match.groups()
-        if state == "running":
-            self._started[node] = time.monotonic()
-            self._stream.write(f"  ▶ {node} ...\n")
-        else:
-            took = time.monotonic() - self._started.get(node, time.monotonic())
-            self._stream.write(f"  ✔ {node} ({took:.0f}s)\n")
-        self._stream.flush()
+
+
+@contextlib.contextmanager
+def component_progress(stream: TextIO) -> Iterator[None]:
+    """Prints a line when each component starts and finishes.
+
+    Wraps the portable launcher (one `launch()` per component) instead of parsing the runner's
+    absl log lines: components such as Transform reconfigure logging mid-run and those lines
+    stop arriving.
+    """
+    from tfx.orchestration.portable import launcher
+
+    original = launcher.Launcher.launch
+
+    def launch(self, *args, **kwargs):
+        node = self._pipeline_node.node_info.id
+        stream.write(f"  ▶ {node} ...\n")
+        stream.flush()
+        started = time.monotonic()
+        try:
+            result = original(self, *args, **kwargs)
+        except BaseException:
+            stream.write(f"  ✘ {node} failed after {time.monotonic() - started:.0f}s\n")
+            raise
+        stream.write(f"  ✔ {node} ({time.monotonic() - started:.0f}s)\n")
+        stream.flush()
+        return result
+
+    launcher.Launcher.launch = launch
+    try:
+        yield
+    finally:
+        launcher.Launcher.launch = original
 
 
 @contextlib.contextmanager
@@ -70,7 +88,8 @@ def tfx_logs_to_file(path: str, progress: TextIO) -> Iterator[None]:
     tf_logger = logging.getLogger("tensorflow")
     tf_handlers, tf_logger.handlers = tf_logger.handlers[:], []  # it prints to stderr on its own
     try:
-        yield
+        with component_progress(terminal):
+            yield
     finally:
         sys.stdout.flush(), sys.stderr.flush()
         os.dup2(saved_fds[0], 1)

@@ -43,7 +43,8 @@ def float_feature(values: Iterable[float]) -> tf.train.Feature:
 
 def bytes_feature(values: Iterable[str]) -> tf.train.Feature:
     """Returns a bytes_list feature of the UTF-8 encoded strings."""
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode("utf-8") for v in values]))
+    encoded = [value.encode("utf-8") for value in values]
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=encoded))
 
 
 def make_example(features: dict[str, tf.train.Feature]) -> tf.train.Example:
@@ -122,11 +123,8 @@ def write_tables(
         with make_pipeline() as pipeline:
             for split, examples in tables.items():
                 staged = stage_examples(examples, os.path.join(staging, f"{split}.tfrecord"))
-                (
-                    pipeline
-                    | f"Read[{split}]" >> beam.io.ReadFromTFRecord(staged, coder=beam.coders.BytesCoder())
-                    | f"Write[{split}]" >> WriteSplit(uri, split)
-                )
+                records = beam.io.ReadFromTFRecord(staged, coder=beam.coders.BytesCoder())
+                pipeline | f"Read[{split}]" >> records | f"Write[{split}]" >> WriteSplit(uri, split)
     finally:
         if tf.io.gfile.exists(staging):
             tf.io.gfile.rmtree(staging)

@@ -29,14 +29,15 @@ splits and as the artifact property ``ingest_report``.
 Scale: the files are parsed and split per user in the executor process with the readers of
 `components.ingest.movielens` / `taobao`, because per-user sorting needs all of a user's
 events and the supported sources are at most tens of millions of rows (ml-25m: 25M ratings).
-That costs roughly 0.5 KB of executor memory per event; the full 100M-row Taobao file needs
-a machine with tens of GB. Beam then writes the splits; the examples reach it through
-`beam.Create`, i.e. inside the pipeline graph, which suits the local runners (a remote runner
-with a graph-size limit would need the examples staged to files first).
+That costs up to about 0.5 KB of executor memory per event (measured on ml-1m and the Taobao
+sample), so the full 100M-row Taobao file needs a machine with tens of GB. The examples are
+then staged to files in the artifact directory and Beam writes the splits from them
+(`example_gen_utils.write_tables`).
 """
 
 from __future__ import annotations
 
+import abc
 import collections
 import os
 import pathlib
@@ -204,7 +205,9 @@ def find_behavior_file(input_base: str | os.PathLike[str]) -> pathlib.Path:
     found = sorted([*root.glob("UserBehavior*.csv"), *root.glob("UserBehavior*.csv.gz")])
     if len(found) != 1:
         names = ", ".join(p.name for p in found) or "none"
-        raise DatasetError(f"Taobao directory {root} needs exactly one UserBehavior*.csv, found: {names}")
+        raise DatasetError(
+            f"Taobao directory {root} needs exactly one UserBehavior*.csv, found: {names}"
+        )
     return found[0]
 
 
@@ -240,7 +243,9 @@ def item_categories(events: Iterable[taobao.Behavior], report: IngestReport) -> 
 
 def taobao_item_example(item_id: int, category_id: int) -> tf.train.Example:
     """Serializes one catalog item."""
-    return make_example({"item_id": int64_feature([item_id]), "category_id": int64_feature([category_id])})
+    return make_example(
+        {"item_id": int64_feature([item_id]), "category_id": int64_feature([category_id])}
+    )
 
 
 def taobao_tables(input_base: str, report: IngestReport) -> Tables:
@@ -259,8 +264,9 @@ def taobao_tables(input_base: str, report: IngestReport) -> Tables:
 class _SequenceExecutor(base_beam_executor.BaseBeamExecutor):
     """Builds the split tables in process, writes them with Beam and writes the report."""
 
+    @abc.abstractmethod
     def _tables(self, exec_properties: dict[str, Any], report: IngestReport) -> Tables:
-        raise NotImplementedError
+        """Reads the source named by `exec_properties` and returns each split's examples."""
 
     def Do(
         self,
@@ -279,7 +285,8 @@ class MovieLensExecutor(_SequenceExecutor):
     """Executor of MovieLensExampleGen."""
 
     def _tables(self, exec_properties: dict[str, Any], report: IngestReport) -> Tables:
-        return movielens_tables(exec_properties["input_base"], exec_properties.get("tags_dir") or None, report)
+        tags_dir = exec_properties.get("tags_dir") or None
+        return movielens_tables(exec_properties["input_base"], tags_dir, report)
 
 
 class TaobaoExecutor(_SequenceExecutor):
@@ -337,5 +344,7 @@ class TaobaoExampleGen(base_beam_component.BaseBeamComponent):
         input_base: A directory holding one ``UserBehavior*.csv`` (or ``.csv.gz``).
         """
         super().__init__(
-            spec=TaobaoExampleGenSpec(input_base=input_base, examples=types.Channel(type=standard_artifacts.Examples))
+            spec=TaobaoExampleGenSpec(
+                input_base=input_base, examples=types.Channel(type=standard_artifacts.Examples)
+            )
         )

@@ -294,7 +294,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         dim = input_shape[-1]
         if dim is None:
             raise ValueError("The last input dimension must be known.")
-        # Q, K and V projections of all heads in one [D, 3 * h * d] kernel.
+        # Q, K and V projections of all heads in one [D, 3 * h * d] kernel,
+        # columns ordered (q|k|v, head, dim).
         self.qkv_kernel = self.add_weight(
             name="qkv_kernel",
             shape=(dim, 3 * self.output_dim),
@@ -311,24 +312,37 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         )
         self.built = True
 
+    def _column_scale(self, dtype: Any) -> Any:
+        # 1/sqrt(head_dim) on the query columns, 1 on key and value columns.
+        scale = [self.head_dim**-0.5] * self.output_dim + [1.0] * (
+            2 * self.output_dim
+        )
+        return ops.convert_to_tensor(scale, dtype=dtype)
+
     def call(
         self, inputs: Any, mask: Any | None = None, training: bool = False
     ) -> Any:
         batch = ops.shape(inputs)[0]
         length = ops.shape(inputs)[1]
-        qkv = ops.matmul(inputs, self.qkv_kernel)  # [B, L, 3hd]
+        # Scaling the [D, 3hd] kernel costs nothing next to scaling the
+        # [B, h, L, L] logits (or the [B, h, L, d] queries) on every call.
+        scale = self._column_scale(inputs.dtype)
+        qkv = ops.matmul(inputs, ops.cast(self.qkv_kernel, inputs.dtype) * scale)
         if self.qkv_bias is not None:
-            qkv = qkv + self.qkv_bias
+            qkv = qkv + ops.cast(self.qkv_bias, inputs.dtype) * scale
         qkv = ops.reshape(qkv, (batch, length, 3, self.num_heads, self.head_dim))
-        qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))  # [3, B, h, L, d]
-        query, key, value = qkv[0], qkv[1], qkv[2]
-        # Fold the 1/sqrt(d) scale into the (smaller) query tensor.
-        query = query * ops.cast(self.head_dim**-0.5, query.dtype)
+        query, key, value = ops.unstack(
+            ops.transpose(qkv, (2, 0, 3, 1, 4)), num=3, axis=0
+        )  # each [B, h, L, d]
         logits = ops.matmul(query, ops.swapaxes(key, -1, -2))  # [B, h, L, L]
         if mask is not None:
-            keep = ops.cast(mask, "bool")[:, None, None, :]  # [B, 1, 1, L]
-            fill = ops.cast(large_negative(logits.dtype), logits.dtype)
-            logits = ops.where(keep, logits, fill)
+            # Additive key mask, [B, 1, 1, L]: 0 for real keys, a large
+            # negative for padding, so exp() gives exactly 0 there. Cheaper
+            # than a select over the [B, h, L, L] logits and fused with the
+            # matmul by oneDNN on CPU.
+            padding = 1.0 - ops.cast(mask, logits.dtype)
+            bias = padding * ops.cast(large_negative(logits.dtype), logits.dtype)
+            logits = logits + bias[:, None, None, :]
         probs = ops.softmax(logits, axis=-1)
         if self.dropout_layer is not None:
             probs = self.dropout_layer(probs, training=training)
