@@ -8,12 +8,14 @@ terminal gets one line per component start/finish plus training progress.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import sys
 import time
 from typing import Iterator, TextIO
 
+from components.ingest import mind
 from pipeline import summary as summary_lib
 from pipeline.configs import PipelineConfig
 
@@ -73,7 +75,10 @@ def tfx_logs_to_file(path: str, progress: TextIO) -> Iterator[None]:
     runs; component progress goes to `progress` (the terminal) through a saved descriptor."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     progress.flush()
-    terminal = os.fdopen(os.dup(progress.fileno()), "w", buffering=1, encoding="utf-8")
+    try:  # a descriptor of its own, so the redirect below doesn't swallow progress lines
+        terminal = os.fdopen(os.dup(progress.fileno()), "w", buffering=1, encoding="utf-8")
+    except (AttributeError, io.UnsupportedOperation):  # an in-memory stream (tests)
+        terminal = progress
     log = open(path, "a", buffering=1, encoding="utf-8")
     saved_fds = [os.dup(1), os.dup(2)]
     sys.stdout.flush(), sys.stderr.flush()
@@ -100,7 +105,8 @@ def tfx_logs_to_file(path: str, progress: TextIO) -> Iterator[None]:
         root.setLevel(level)
         tf_logger.handlers = tf_handlers
         log.close()
-        terminal.close()
+        if terminal is not progress:
+            terminal.close()
 
 
 def prepare_data(config: PipelineConfig, out: TextIO) -> str:
@@ -111,6 +117,7 @@ def prepare_data(config: PipelineConfig, out: TextIO) -> str:
 
         out.write(f"Generating synthetic MIND-format data ({config.synthetic_preset}) in {data_dir}\n")
         synthetic.generate_mind(data_dir, synthetic.SyntheticMindConfig.preset(config.synthetic_preset))
+    mind.find_mind_files(data_dir)  # a missing file is reported now, not minutes into the run
     return os.path.abspath(data_dir)
 
 

@@ -100,14 +100,17 @@ def collect(config: PipelineConfig, started_at: float) -> RunSummary:
     """Reads the newest Evaluator/Pusher outputs of each model under the pipeline root."""
     import time
 
-    from components.ingest.mind_example_gen import REPORT_FILE
+    from tfx.types import standard_artifacts
+
+    from components.ingest.example_gen_utils import load_report
 
     root = os.path.abspath(config.pipeline_root)
-    ingest_uri = _latest_output(root, "MindExampleGen", "examples")
     ingest = {}
-    if ingest_uri and os.path.exists(os.path.join(ingest_uri, REPORT_FILE + ".json")):
-        with open(os.path.join(ingest_uri, REPORT_FILE + ".json")) as f:
-            ingest = json.load(f)
+    ingest_uri = _latest_output(root, "MindExampleGen", "examples")
+    if ingest_uri:
+        examples = standard_artifacts.Examples()
+        examples.uri = ingest_uri
+        ingest = load_report(examples)
     models = []
     for model in config.models:
         metrics, failed = _evaluation(_latest_output(root, f"Evaluator.{model}", "evaluation"))

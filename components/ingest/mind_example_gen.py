@@ -24,53 +24,42 @@ from typing import Any, Iterator
 import apache_beam as beam
 import tensorflow as tf
 from tfx import types
-from tfx.components.util import examples_utils
 from tfx.dsl.components.base import base_beam_component, base_beam_executor, executor_spec
-from tfx.proto import example_gen_pb2
-from tfx.types import artifact_utils, component_spec, standard_artifacts
+from tfx.types import component_spec, standard_artifacts
 from tfx.utils import io_utils
 
 from components.ingest import mind, report as report_lib, splits
+from components.ingest.example_gen_utils import (
+    STAGING_DIR, WriteSplit, bytes_feature, int64_feature, make_example, prepare_examples,
+    stage_examples, write_report,
+)
 
 SPLITS = ("train", "eval", "news")
-REPORT_FILE = "ingest_report"
 
 
 def impression_example(imp: mind.Impression) -> tf.train.Example:
     """Serializes an impression: ids only, so history text is never copied per row."""
-    return _example(
-        impression_id=_int([imp.impression_id]),
-        user_id=_bytes([imp.user_id]),
-        time=_int([imp.time]),
-        history=_bytes(imp.history),
-        candidates=_bytes(imp.candidates),
-        labels=_int(imp.labels),
-    )
+    return make_example({
+        "impression_id": int64_feature([imp.impression_id]),
+        "user_id": bytes_feature([imp.user_id]),
+        "time": int64_feature([imp.time]),
+        "history": bytes_feature(imp.history),
+        "candidates": bytes_feature(imp.candidates),
+        "labels": int64_feature(imp.labels),
+    })
 
 
 def news_example(article: mind.NewsArticle) -> tf.train.Example:
     """Serializes one news.tsv row."""
-    return _example(
-        news_id=_bytes([article.news_id]),
-        category=_bytes([article.category]),
-        subcategory=_bytes([article.subcategory]),
-        title=_bytes([article.title]),
-        abstract=_bytes([article.abstract]),
-        title_entities=_bytes(article.title_entities),
-        abstract_entities=_bytes(article.abstract_entities),
-    )
-
-
-def _example(**features: tf.train.Feature) -> tf.train.Example:
-    return tf.train.Example(features=tf.train.Features(feature=features))
-
-
-def _bytes(values) -> tf.train.Feature:
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode("utf-8") for v in values]))
-
-
-def _int(values) -> tf.train.Feature:
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+    return make_example({
+        "news_id": bytes_feature([article.news_id]),
+        "category": bytes_feature([article.category]),
+        "subcategory": bytes_feature([article.subcategory]),
+        "title": bytes_feature([article.title]),
+        "abstract": bytes_feature([article.abstract]),
+        "title_entities": bytes_feature(article.title_entities),
+        "abstract_entities": bytes_feature(article.abstract_entities),
+    })
 
 
 class _ReadBehaviors(beam.DoFn):
@@ -110,11 +99,10 @@ def _sum_counts(counts: Iterator[dict[str, int]]) -> dict[str, int]:
 
 
 def _write_split(examples, uri: str, split: str):
-    path = os.path.join(uri, f"Split-{split}", "data_tfrecord")  # the layout TFX readers expect
     return (
         examples
         | f"Serialize[{split}]" >> beam.Map(lambda e: e.SerializeToString())
-        | f"Write[{split}]" >> beam.io.WriteToTFRecord(path, file_name_suffix=".gz")
+        | f"Write[{split}]" >> WriteSplit(uri, split)
     )
 
 
@@ -123,12 +111,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         files = mind.find_mind_files(exec_properties["input_base"])
-        examples = artifact_utils.get_single_instance(output_dict["examples"])
-        examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
-        examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
+        examples = prepare_examples(output_dict, SPLITS)
         report = report_lib.IngestReport()
-        articles = list(mind.read_news(str(files.news), report))  # small: ~130k rows for MIND-large
-        news_ids = {a.news_id for a in articles}
+        articles = mind.read_news_table([files.news], report)  # small: ~130k rows for MIND-large
+        news_ids = set(articles)
+        staging = os.path.join(examples.uri, STAGING_DIR)
+        staged_news = stage_examples(map(news_example, articles.values()), os.path.join(staging, "news.tfrecord"))
         counts_path = os.path.join(examples.uri, "_coverage.json")
         bad_path = os.path.join(examples.uri, "_malformed.json")
         boundary_path = os.path.join(examples.uri, "_boundary.json")
@@ -150,8 +138,11 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             )
             _write_split(train | "TrainExamples" >> beam.Map(impression_example), examples.uri, "train")
             _write_split(eval_ | "EvalExamples" >> beam.Map(impression_example), examples.uri, "eval")
-            news = p | "News" >> beam.Create(articles) | "NewsExamples" >> beam.Map(news_example)
-            _write_split(news, examples.uri, "news")
+            (
+                p
+                | "ReadNews" >> beam.io.ReadFromTFRecord(staged_news, coder=beam.coders.BytesCoder())
+                | "WriteNews" >> WriteSplit(examples.uri, "news")
+            )
             (
                 rows
                 | "Coverage" >> beam.ParDo(_CoverageCounter(), news_ids=news_ids)
@@ -170,6 +161,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 | "BadJson" >> beam.Map(json.dumps)
                 | "WriteBad" >> beam.io.WriteToText(bad_path, shard_name_template="")
             )
+        tf.io.gfile.rmtree(staging)
         _finish_report(report, [counts_path, boundary_path], bad_path, examples)
         if files.entity_embedding is not None:
             shutil.copy(str(files.entity_embedding), os.path.join(examples.uri, "entity_embedding.vec"))
@@ -186,15 +178,7 @@ def _finish_report(report, count_paths: list[str], bad_path: str, examples) -> N
         for path, lineno, reason in json.loads(io_utils.read_string_file(bad_path) or "[]"):
             report.malformed(path, lineno, reason)
         tf.io.gfile.remove(bad_path)
-    io_utils.write_string_file(os.path.join(examples.uri, REPORT_FILE + ".json"), json.dumps(report.to_dict(), indent=2))
-    io_utils.write_string_file(os.path.join(examples.uri, REPORT_FILE + ".md"), report.to_markdown())
-    examples.set_string_custom_property("ingest_report", json.dumps(report.to_dict()))
-
-
-def load_report(examples: types.Artifact) -> dict:
-    """Reads the ingest report an Examples artifact of this component carries."""
-    path = os.path.join(examples.uri, REPORT_FILE + ".json")
-    return json.loads(io_utils.read_string_file(path)) if tf.io.gfile.exists(path) else {}
+    write_report(report, examples)
 
 
 class MindExampleGenSpec(component_spec.ComponentSpec):

@@ -1,0 +1,66 @@
+"""Typed config loading (preset → file → flags) and the CLI's user-facing behaviour."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline import cli, configs
+from pipeline.pipeline import create_pipeline, eval_config
+
+
+def test_preset_file_and_flags_apply_in_order(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train_steps: 7\ntraining:\n  batch_size: 8\ntransform:\n  title_length: 12\n")
+    config = configs.load_config("tiny", str(path), {"train_steps": 9, "output_dir": str(tmp_path)})
+    assert config.train_steps == 9  # the flag wins over the file
+    assert config.training.batch_size == 8 and config.training.learning_rate == 3e-3  # file, then preset
+    assert config.transform.title_length == 12 and config.transform.history_length == 10
+    assert config.training_for("nrms").model_config == "tiny"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("trainig: {}\n", "c.yaml: trainig: unknown field"),
+        ("training:\n  batchsize: 3\n", "c.yaml: training.batchsize: unknown field"),
+        ("models: [fum2]\n", "models: ['fum2']"),
+        ("dataset: mind\n", "data_dir: required"),
+        ("train_steps: [\n", "c.yaml: not valid YAML"),
+    ],
+)
+def test_config_mistakes_name_the_field(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(configs.ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        configs.load_config("tiny", str(path))
+
+
+def test_pipeline_has_one_trainer_evaluator_pusher_per_model(tmp_path):
+    config = configs.load_config("tiny", overrides={"output_dir": str(tmp_path)})
+    ids = [c.id for c in create_pipeline(config, str(tmp_path)).components]
+    assert sorted(ids) == sorted(["MindExampleGen", "StatisticsGen", "ImportSchemaGen", "Transform",
+                                  "Trainer.nrms", "Evaluator.nrms", "Pusher.nrms"])
+    thresholds = {m.class_name + m.config: m.threshold.value_threshold.lower_bound.value
+                  for m in eval_config(config).metrics_specs[0].metrics if m.HasField("threshold")}
+    assert thresholds == {"GroupAUC": config.gate.min_auc}
+
+
+def test_cli_user_mistakes_are_one_line_and_status_2(tmp_path, capsys):
+    assert cli.main(["run", "--data-dir", str(tmp_path / "missing"), "--output-dir", str(tmp_path)]) == 2
+    assert cli.main(["data", "inspect", "mind", str(tmp_path / "missing")]) == 2
+    assert cli.main(["run", "--preset", "huge"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == f"usermodel: error: MIND directory {tmp_path / 'missing'} does not exist"
+    assert err[-1].startswith("usermodel: error: preset: 'huge'")
+    assert not any("Traceback" in line for line in err)
+
+
+def test_cli_generates_and_inspects_data(tmp_path, capsys):
+    out = tmp_path / "mind"
+    assert cli.main(["data", "generate", "mind", "--out", str(out), "--preset", "tiny", "--seed", "3"]) == 0
+    assert cli.main(["data", "inspect", "mind", str(out), "--json", str(tmp_path / "r.json")]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["counters"]["impressions"] == 2000
+    assert "| counter | count |" in capsys.readouterr().out
