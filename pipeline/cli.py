@@ -2,6 +2,7 @@
 
     usermodel run [--preset demo|tiny|paper] [--config FILE] [--dataset synthetic|mind]
                   [--data-dir DIR] [--models nrms ...] [--train-steps N] [--output-dir DIR]
+    usermodel report [--output-dir DIR]
     usermodel data generate mind|movielens --out DIR [--preset tiny|demo] [--seed N]
     usermodel data download mind-small|mind-large|ml-1m|ml-latest-small [--out DIR]
     usermodel data inspect mind|movielens|taobao DIR
@@ -61,6 +62,20 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if all(m.blessed for m in summary.models) else 1
 
 
+def _report(args: argparse.Namespace) -> int:
+    path = os.path.join(args.output_dir, "config.json")
+    if not os.path.exists(path):
+        raise UserError(f"{path} not found: is {args.output_dir} the --output-dir of a `usermodel run`?")
+    with _quiet_native_stderr():
+        from pipeline import configs, summary
+
+    config = configs.load_config("paper", path)
+    result = summary.collect(config, started_at=os.path.getmtime(path))
+    summary.write(result, config.output_dir)
+    print(result.markdown())
+    return 0
+
+
 def _data_generate(args: argparse.Namespace) -> int:
     from components.ingest import synthetic
 
@@ -110,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--train-steps", type=int)
     run.add_argument("--output-dir", help="where artifacts, metadata, serving root and summary go")
     run.set_defaults(fn=_run)
+
+    report = sub.add_parser("report", help="show a run's metrics, thresholds, baseline and blessing decision")
+    report.add_argument("--output-dir", default="runs/default")
+    report.set_defaults(fn=_report)
 
     data = sub.add_parser("data", help="generate, download or inspect datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True)

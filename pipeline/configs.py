@@ -16,21 +16,12 @@ from typing import Any
 import yaml
 
 from components.errors import UserError
+from components.gating import GateConfig
 
 from trainer.preprocessing import NewsTransformConfig
 from trainer.run_fn import TrainingConfig
 
 DATASETS = ("synthetic", "mind")
-
-
-@dataclasses.dataclass
-class GateConfig:
-    """Absolute floors a candidate must reach on the eval split to be blessed."""
-
-    min_auc: float = 0.55
-    """Per-impression AUC floor (0.5 is chance)."""
-    min_ndcg10: float = 0.0
-    """nDCG@10 floor (0 disables)."""
 
 
 @dataclasses.dataclass
@@ -95,6 +86,10 @@ class PipelineConfig:
             raise ConfigError(f"models: {unknown or 'none given'} — known models: {', '.join(sorted(MODELS))}")
         if self.train_steps < 1:
             raise ConfigError("train_steps: must be at least 1")
+        try:
+            self.gate.validate()
+        except UserError as err:
+            raise ConfigError(str(err)) from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -111,7 +106,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"synthetic_preset": "tiny", "train_steps": 60,
              "training": {"learning_rate": 3e-3, "batch_size": 16},
              "transform": {"history_length": 10, "title_length": 10, "abstract_length": 8},
-             "model_configs": {"nrms": "tiny"}, "gate": {"min_auc": 0.5}},
+             "model_configs": {"nrms": "tiny"}, "gate": {"min_value": {"group_auc": 0.5}}},
     # The papers' settings (for real MIND on a real machine).
     "paper": {},
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import sys
@@ -19,6 +20,7 @@ from components.ingest import mind
 from pipeline import summary as summary_lib
 from pipeline.configs import PipelineConfig
 
+CONFIG_FILE = "config.json"
 PROGRESS_LOGGER = "usermodel.progress"
 """Records of this logger (e.g. training steps from trainer/run_fn.py) are shown on the terminal."""
 
@@ -129,6 +131,9 @@ def run(config: PipelineConfig, out: TextIO = sys.stdout) -> summary_lib.RunSumm
     from pipeline.pipeline import create_pipeline
 
     data_dir = prepare_data(config, out)
+    os.makedirs(config.output_dir, exist_ok=True)
+    with open(os.path.join(config.output_dir, CONFIG_FILE), "w") as f:  # what `usermodel report` reads
+        json.dump(config.to_dict(), f, indent=2)
     log_path = os.path.join(config.output_dir, "logs", "tfx.log")
     out.write(f"Running pipeline '{config.pipeline_name}' for {', '.join(config.models)} (TFX logs: {log_path})\n")
     started = time.time()

@@ -1,7 +1,8 @@
 """The TFX pipeline: one definition for any subset of models (DESIGN.md section 1).
 
     MindExampleGen → StatisticsGen, ImportSchemaGen → Transform → per model:
-        Trainer → Evaluator (TFMA: AUC, MRR, nDCG@5/10; value thresholds) → Pusher
+        Trainer → Evaluator (TFMA: AUC, MRR, nDCG@5/10; floors, and no regression against
+                  the latest blessed model of that name, found by a Resolver) → Pusher
 
 Module functions are referenced by dotted path (the TFX template style), so every runner imports
 them from the installed project instead of packaging user code.
@@ -9,48 +10,16 @@ them from the installed project instead of packaging user code.
 
 from __future__ import annotations
 
-import json
 import os
 
-import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
+from components import gating
 from components.ingest.mind_example_gen import MindExampleGen
 from pipeline.configs import PipelineConfig
 
 SCHEMA_FILE = os.path.join(os.path.dirname(__file__), "schemas", "mind.pbtxt")
-METRICS_MODULE = "components.metrics.tfma_metrics"
 TRANSFORM_SPLITS = tfx.proto.SplitsConfig(analyze=["train", "news"], transform=["train", "eval", "news"])
-
-
-def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
-    """TFMA config: impression-level metrics on the whole eval split, with value thresholds."""
-    def metric(class_name: str, lower: float | None = None, **kwargs) -> tfma.MetricConfig:
-        threshold = None
-        if lower is not None and lower > 0:
-            threshold = tfma.MetricThreshold(
-                value_threshold=tfma.GenericValueThreshold(lower_bound={"value": lower})
-            )
-        return tfma.MetricConfig(
-            class_name=class_name, module=METRICS_MODULE, config=json.dumps(kwargs) if kwargs else "",
-            threshold=threshold,
-        )
-
-    return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name="serving_default", label_key="labels", prediction_key="scores")],
-        slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[
-            tfma.MetricsSpec(
-                metrics=[
-                    metric("GroupAUC", config.gate.min_auc),
-                    metric("MRR"),
-                    metric("NDCGAtK", k=5),
-                    metric("NDCGAtK", config.gate.min_ndcg10, k=10),
-                    tfma.MetricConfig(class_name="ExampleCount"),
-                ]
-            )
-        ],
-    )
 
 
 def create_pipeline(config: PipelineConfig, data_dir: str) -> tfx.dsl.Pipeline:
@@ -75,10 +44,17 @@ def create_pipeline(config: PipelineConfig, data_dir: str) -> tfx.dsl.Pipeline:
             eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=1),
             custom_config=config.training_for(model).__dict__,
         ).with_id(f"Trainer.{model}")
+        baseline = tfx.dsl.Resolver(
+            strategy_class=gating.LatestBlessedModelOf,
+            config={"trainer_id": f"Trainer.{model}"},
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        ).with_id(f"Baseline.{model}")
         evaluator = tfx.components.Evaluator(
             examples=example_gen.outputs["examples"],
             model=trainer.outputs["model"],
-            eval_config=eval_config(config),
+            baseline_model=baseline.outputs["model"],
+            eval_config=gating.eval_config(config.gate),
             example_splits=["eval"],
         ).with_id(f"Evaluator.{model}")
         pusher = tfx.components.Pusher(
@@ -90,7 +66,7 @@ def create_pipeline(config: PipelineConfig, data_dir: str) -> tfx.dsl.Pipeline:
                 )
             ),
         ).with_id(f"Pusher.{model}")
-        components += [trainer, evaluator, pusher]
+        components += [trainer, baseline, evaluator, pusher]
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=os.path.abspath(config.pipeline_root),

@@ -1,30 +1,60 @@
-"""The run summary: per model its metrics, gate result, blessing and pushed path.
+"""The run report: for each model its metrics, every threshold with pass/fail, the baseline it
+was compared with, whether it was blessed and where it was pushed — in plain words.
 
-Read back from the artifacts the run wrote (newest execution of each component under the
-pipeline root), so it reports what the pipeline actually decided, not what we expected.
-Written as ``summary.json`` and ``summary.md`` in the output directory and printed as a table.
+Everything is read back from ML Metadata (the newest execution of each node) and from the
+artifacts it points to, so the report says what the pipeline decided, not what we expected.
+Written as ``summary.json`` and ``summary.md`` in the output directory; `usermodel report`
+prints it again later.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 import os
 from typing import Any
 
+from components import gating
 from pipeline.configs import PipelineConfig
 
-METRIC_COLUMNS = ("group_auc", "mrr", "ndcg@5", "ndcg@10")
+METRIC_COLUMNS = tuple(gating.NEWS_METRICS)
+
+
+@dataclasses.dataclass
+class ThresholdCheck:
+    metric: str
+    kind: str  # "floor" or "no regression"
+    requirement: str
+    observed: float | None
+    passed: bool | None  # None: not applied (no baseline yet)
+
+    def sentence(self) -> str:
+        if self.passed is None:
+            return f"{self.metric} {self.kind}: not applied — {self.requirement}"
+        verdict = "passed" if self.passed else "FAILED"
+        return f"{self.metric} {self.kind}: {verdict} ({self.requirement}; observed {_fmt(self.observed)})"
 
 
 @dataclasses.dataclass
 class ModelResult:
     model: str
     metrics: dict[str, float]
-    failed_thresholds: list[str]
+    baseline: str | None
+    baseline_metrics: dict[str, float]
+    checks: list[ThresholdCheck]
     blessed: bool
     pushed_path: str | None
+
+    def reason(self) -> str:
+        """Why the model was or was not blessed, in one sentence."""
+        failed = [c for c in self.checks if c.passed is False]
+        if self.blessed:
+            against = f"not worse than the serving model {self.baseline}" if self.baseline else \
+                "first run of this model, so only absolute floors applied"
+            return f"blessed: every threshold passed ({against})"
+        if failed:
+            return "NOT blessed: " + "; ".join(c.sentence() for c in failed)
+        return "NOT blessed: the evaluation did not validate (see logs/tfx.log)"
 
 
 @dataclasses.dataclass
@@ -45,89 +75,155 @@ class RunSummary:
              m.pushed_path or "-"]
             for m in self.models
         ]
-        widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-        line = lambda r: "| " + " | ".join(str(v).ljust(w) for v, w in zip(r, widths)) + " |"  # noqa: E731
-        out = [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)]
+        return "\n".join([_markdown_table(header, rows), ""] + [f"{m.model}: {m.reason()}" for m in self.models])
+
+    def markdown(self) -> str:
+        parts = [f"# Run summary\n\nData: `{self.data_dir}` · {self.seconds:.0f} s\n", self.table(), ""]
         for m in self.models:
-            if m.failed_thresholds:
-                out.append(f"{m.model} not blessed: " + "; ".join(m.failed_thresholds))
-        return "\n".join(out)
+            parts.append(f"\n## {m.model}\n\nBaseline: {m.baseline or 'none (first run of this model)'}\n")
+            rows = [[c.metric, c.kind, c.requirement, _fmt(c.observed),
+                     {True: "pass", False: "FAIL", None: "not applied"}[c.passed]] for c in m.checks]
+            parts.append(_markdown_table(["metric", "threshold", "requirement", "observed", "result"], rows))
+        return "\n".join(parts) + "\n"
 
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def _latest_output(pipeline_root: str, component: str, key: str) -> str | None:
-    runs = glob.glob(os.path.join(pipeline_root, component, key, "*"))
-    runs = [r for r in runs if os.path.basename(r).isdigit()]
-    return max(runs, key=lambda r: int(os.path.basename(r))) if runs else None
+def _markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "| " + " | ".join(str(v).ljust(w) for v, w in zip(r, widths)) + " |"  # noqa: E731
+    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
 
 
-def _evaluation(uri: str | None) -> tuple[dict[str, float], list[str]]:
+class _Metadata:
+    """Read-only view of the run's MLMD store: the newest execution's outputs of a node."""
+
+    def __init__(self, path: str, pipeline_name: str):
+        import ml_metadata as mlmd
+        from ml_metadata.proto import metadata_store_pb2
+
+        cfg = metadata_store_pb2.ConnectionConfig()
+        cfg.sqlite.filename_uri = path
+        cfg.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+        self.store = mlmd.MetadataStore(cfg)
+        self.pipeline = pipeline_name
+
+    def outputs(self, node: str) -> dict[str, list]:
+        from ml_metadata.proto import metadata_store_pb2
+
+        context = self.store.get_context_by_type_and_name("node", f"{self.pipeline}.{node}")
+        if context is None:
+            return {}
+        executions = self.store.get_executions_by_context(context.id)
+        if not executions:
+            return {}
+        latest = max(executions, key=lambda e: e.id)
+        found: dict[str, list] = {}
+        for event in self.store.get_events_by_execution_ids([latest.id]):
+            if event.type == metadata_store_pb2.Event.OUTPUT:
+                (artifact,) = self.store.get_artifacts_by_id([event.artifact_id])
+                found.setdefault(event.path.steps[0].key, []).append(artifact)
+        return found
+
+    def artifact_uri(self, artifact_id: int) -> str | None:
+        found = self.store.get_artifacts_by_id([artifact_id])
+        return found[0].uri if found else None
+
+
+def _custom(artifact, key: str):
+    value = artifact.custom_properties.get(key)
+    if value is None:
+        return None
+    return value.int_value if value.HasField("int_value") else value.string_value
+
+
+def _metrics(uri: str) -> dict[str, dict[str, float]]:
+    """Overall-slice metric values by model name ('' = the only model, when no baseline ran)."""
     import tensorflow_model_analysis as tfma
 
-    if uri is None:
-        return {}, ["no evaluation found"]
-    metrics: dict[str, float] = {}
-    for slice_key, by_output in _load_metrics(uri):
-        if slice_key:
+    values: dict[str, dict[str, float]] = {}
+    for per_slice in tfma.load_metrics(uri):
+        if per_slice.slice_key.single_slice_keys:
             continue
-        metrics.update(by_output)
-    validation = tfma.load_validation_result(uri)
-    failed = []
-    for failure in validation.metric_validations_per_slice:
-        for f in failure.failures:
-            failed.append(f"{f.metric_key.name} = {f.metric_value.double_value.value:.4f} fails {f.metric_threshold}".replace("\n", " "))
-    return metrics, failed
+        for item in per_slice.metric_keys_and_values:
+            if not item.key.is_diff and item.value.HasField("double_value"):
+                values.setdefault(item.key.model_name, {})[item.key.name] = item.value.double_value.value
+    return values
 
 
-def _load_metrics(uri: str):
+def _checks(gate: gating.GateConfig, metrics, baseline_metrics, failures, has_baseline) -> list[ThresholdCheck]:
+    checks = []
+    for name in gating.NEWS_METRICS:
+        if name in gate.min_value:
+            checks.append(ThresholdCheck(
+                name, "floor", f"≥ {gate.min_value[name]}", metrics.get(name), (name, False) not in failures,
+            ))
+        if name in gate.max_drop:
+            if not has_baseline:
+                checks.append(ThresholdCheck(name, "no regression", "no baseline yet (first run)", None, None))
+                continue
+            change = None
+            if name in metrics and name in baseline_metrics:
+                change = metrics[name] - baseline_metrics[name]
+            checks.append(ThresholdCheck(
+                name, "no regression", f"change vs baseline ≥ −{gate.max_drop[name]}", change,
+                (name, True) not in failures,
+            ))
+    return checks
+
+
+def _failures(uri: str) -> set[tuple[str, bool]]:
+    """(metric name, is change threshold) of every failed threshold, from TFMA's validation."""
     import tensorflow_model_analysis as tfma
 
-    result = tfma.load_eval_result(uri)
-    for slice_key, by_output in result.slicing_metrics:
-        values = {}
-        for sub_keys in by_output.values():
-            for metrics in sub_keys.values():
-                for name, value in metrics.items():
-                    if "doubleValue" in value:
-                        values[name] = float(value["doubleValue"])
-        yield slice_key, values
+    result = tfma.load_validation_result(uri)
+    return {(f.metric_key.name, f.metric_key.is_diff)
+            for per_slice in result.metric_validations_per_slice for f in per_slice.failures}
 
 
 def collect(config: PipelineConfig, started_at: float) -> RunSummary:
-    """Reads the newest Evaluator/Pusher outputs of each model under the pipeline root."""
+    """The summary of the newest run in `config.output_dir`."""
     import time
 
     from tfx.types import standard_artifacts
 
     from components.ingest.example_gen_utils import load_report
 
-    root = os.path.abspath(config.pipeline_root)
+    md = _Metadata(os.path.abspath(config.metadata_path), config.pipeline_name)
     ingest = {}
-    ingest_uri = _latest_output(root, "MindExampleGen", "examples")
-    if ingest_uri:
+    for artifact in md.outputs("MindExampleGen").get("examples", []):
         examples = standard_artifacts.Examples()
-        examples.uri = ingest_uri
+        examples.uri = artifact.uri
         ingest = load_report(examples)
-    models = []
-    for model in config.models:
-        metrics, failed = _evaluation(_latest_output(root, f"Evaluator.{model}", "evaluation"))
-        blessing = _latest_output(root, f"Evaluator.{model}", "blessing")
-        blessed = bool(blessing and os.path.exists(os.path.join(blessing, "BLESSED")))
-        models.append(ModelResult(model, metrics, failed, blessed, _pushed_version(config, model) if blessed else None))
-    return RunSummary(os.path.abspath(config.output_dir), config.resolved_data_dir(), time.time() - started_at, ingest, models)
+    models = [_model_result(md, config, model) for model in config.models]
+    return RunSummary(os.path.abspath(config.output_dir), config.resolved_data_dir(), time.time() - started_at,
+                      ingest, models)
 
 
-def _pushed_version(config: PipelineConfig, model: str) -> str | None:
-    versions = glob.glob(os.path.join(os.path.abspath(config.serving_root), model, "*"))
-    versions = [v for v in versions if os.path.basename(v).isdigit()]
-    return max(versions, key=lambda v: int(os.path.basename(v))) if versions else None
+def _model_result(md: _Metadata, config: PipelineConfig, model: str) -> ModelResult:
+    evaluator = md.outputs(f"Evaluator.{model}")
+    evaluation = evaluator.get("evaluation", [None])[0]
+    blessing = evaluator.get("blessing", [None])[0]
+    blessed = bool(blessing is not None and _custom(blessing, "blessed") == 1)
+    baseline_id = _custom(blessing, "baseline_model_id") if blessing is not None else None
+    baseline = md.artifact_uri(baseline_id) if baseline_id else None
+    by_model = _metrics(evaluation.uri) if evaluation else {}
+    metrics = by_model.get(gating.CANDIDATE) or by_model.get("", {})
+    baseline_metrics = by_model.get(gating.BASELINE, {})
+    failures = _failures(evaluation.uri) if evaluation else set()
+    pushed = md.outputs(f"Pusher.{model}").get("pushed_model", [None])[0]
+    pushed_path = None
+    if blessed and pushed is not None and _custom(pushed, "pushed") == 1:
+        pushed_path = _custom(pushed, "pushed_destination")
+    return ModelResult(model, metrics, baseline, baseline_metrics,
+                       _checks(config.gate, metrics, baseline_metrics, failures, baseline is not None),
+                       blessed, pushed_path)
 
 
 def write(summary: RunSummary, output_dir: str) -> None:
     with open(os.path.join(output_dir, "summary.json"), "w") as f:
         json.dump(summary.to_dict(), f, indent=2)
     with open(os.path.join(output_dir, "summary.md"), "w") as f:
-        f.write(f"# Run summary\n\nData: `{summary.data_dir}` · {summary.seconds:.0f} s\n\n{summary.table()}\n")
+        f.write(summary.markdown())

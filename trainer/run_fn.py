@@ -23,6 +23,7 @@ import tensorflow_transform as tft
 
 from components.metrics import reference
 from trainer import news_export, news_input
+from trainer.metrics import ImpressionAUC
 from trainer.models import build_model, make_config
 from trainer.preprocessing import NewsTransformConfig
 
@@ -79,8 +80,9 @@ class _ProgressLog(keras.callbacks.Callback):
         self._name, self._every, self._total = model_name, log_every, total
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        loss = (logs or {}).get("loss", float("nan"))
-        PROGRESS.info("%s: step %d/%d  loss %.4f", self._name, (epoch + 1) * self._every, self._total, loss)
+        logs = logs or {}
+        PROGRESS.info("%s: step %d/%d  loss %.4f  sampled AUC %.4f", self._name, (epoch + 1) * self._every,
+                      self._total, logs.get("loss", float("nan")), logs.get("sampled_auc", float("nan")))
 
 
 def evaluate_impressions(model: keras.Model, dataset: tf.data.Dataset) -> dict[str, float]:
@@ -118,7 +120,8 @@ def run_fn(fn_args) -> None:
     train = news_input.training_dataset(
         _files(fn_args.train_files), tft_output, table, fields, cfg.batch_size, cfg.negatives, cfg.seed
     )
-    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate))
+    # The sampled 1 + K candidates of each click give a cheap AUC to watch while training.
+    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), metrics=[ImpressionAUC(name="sampled_auc")])
     steps = int(fn_args.train_steps)
     log_every = max(1, min(steps, 100))
     model.fit(

@@ -1,12 +1,21 @@
-"""TFMA custom metrics for impression-level ranking: GroupAUC, MRR, NDCGAtK.
+"""TFMA custom metrics: GroupAUC, MRR, NDCGAtK, PrecisionAtK and RelaImpr.
 
-TFMA has no group AUC or MRR, and its query-based path needs one row per (impression,
-candidate), which would copy every history once per candidate. Our eval examples are whole
-impressions instead (docs/architecture.md): the model's ``serving_default`` returns the scores of
-all candidates of an impression and the ``labels`` feature holds their clicks, so each TFMA
-example *is* a query (query key = impression id) and these metrics average a per-impression value.
-The per-impression value comes from :mod:`components.metrics.reference`, the single source of
-truth, so the gate and the reference agree by construction (and tests check it end to end).
+TFMA has no group AUC, MRR, per-user Prec@K or RelaImpr, and its query-based path needs one row
+per (impression, candidate), which would copy every history once per candidate. Our eval examples
+are whole units instead (docs/architecture.md):
+
+* **news ranking** — one example per impression: the model's ``serving_default`` returns the
+  scores of all candidates (padded to the batch's longest impression) and the ``labels`` feature
+  holds their clicks, so each TFMA example *is* a query and GroupAUC, MRR and NDCGAtK average a
+  per-impression value;
+* **tag profiling** — one example per user: the label is a multi-hot vector over the tag
+  vocabulary and the prediction the tag scores aligned with it, so PrecisionAtK averages a
+  per-user value.
+
+Every per-example value comes from :mod:`components.metrics.reference`, the single source of
+truth, so the gate and the reference agree by construction (and tests check it end to end through
+TFMA). RelaImpr is a derived metric over the candidate's and the baseline's AUC; see
+:class:`RelaImpr` for how to gate on it and what happens on a first run without a baseline.
 
 Referenced from EvalConfig as ``module: "components.metrics.tfma_metrics"``; the module must be
 importable wherever the Evaluator runs (installed with this project on every runner).
@@ -14,29 +23,45 @@ importable wherever the Evaluator runs (installed with this project on every run
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import apache_beam as beam
 import numpy as np
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.metrics import metric_types, metric_util
+from tensorflow_model_analysis.utils import model_util
 
 from components.metrics import reference
 
-PerImpression = Callable[[np.ndarray, np.ndarray], float]
+PerExample = Callable[[np.ndarray, np.ndarray], float]
 
 
-def _one_group(fn: Callable[..., float], **kwargs) -> PerImpression:
+def _one_group(fn: Callable[..., float], **kwargs) -> PerExample:
     return lambda labels, scores: fn(labels, scores, np.zeros(len(labels), np.int64), **kwargs)
 
 
-class _MeanOverImpressions(beam.CombineFn):
-    """Averages a per-impression metric; impressions where it is undefined are skipped."""
+def _one_user(k: int) -> PerExample:
+    """Prec@K of one user, by calling the reference on that user's flat arrays.
 
-    def __init__(self, key: metric_types.MetricKey, eval_config, per_impression: PerImpression):
+    The multi-hot label becomes the user's clicked-tag set and position ``t`` of both vectors is
+    tag ``t``, so the reference sees exactly the (user, tag, score) rows it is specified on.
+    """
+
+    def per_user(labels: np.ndarray, scores: np.ndarray) -> float:
+        tags = np.arange(len(scores))
+        clicked = {0: np.flatnonzero(labels).tolist()}
+        return reference.prec_at_k(np.zeros(len(scores), np.int64), tags, scores, clicked, k)
+
+    return per_user
+
+
+class _MeanOverExamples(beam.CombineFn):
+    """Averages a per-example metric; examples where it is undefined (NaN) are skipped."""
+
+    def __init__(self, key: metric_types.MetricKey, eval_config, per_example: PerExample):
         self._key = key
         self._eval_config = eval_config
-        self._fn = per_impression
+        self._fn = per_example
 
     def create_accumulator(self) -> tuple[float, int]:
         return 0.0, 0
@@ -68,7 +93,7 @@ class _MeanOverImpressions(beam.CombineFn):
         return {self._key: total / count if count else float("nan")}
 
 
-def _computations(per_impression: PerImpression):
+def _computations(per_example: PerExample):
     def create(name: str, eval_config=None, model_names=None, output_names=None, example_weighted=False):
         computations = []
         for model_name in model_names or [""]:
@@ -79,7 +104,7 @@ def _computations(per_impression: PerImpression):
                 computations.append(
                     metric_types.MetricComputation(
                         keys=[key], preprocessors=None,
-                        combiner=_MeanOverImpressions(key, eval_config, per_impression),
+                        combiner=_MeanOverExamples(key, eval_config, per_example),
                     )
                 )
         return computations
@@ -110,3 +135,136 @@ class NDCGAtK(tfma.metrics.Metric):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "k": self.k}
+
+
+class PrecisionAtK(tfma.metrics.Metric):
+    """Per-user precision of the top-K predicted tags (UTPM eq. 5), averaged over users.
+
+    Each TFMA example is one user: the label is a multi-hot vector over the tag vocabulary
+    ``[T]`` (1 = the user clicked an article with that tag) and the prediction the model's tag
+    scores ``[T]`` aligned with it. Per user, the K best-scored tags (ties keep vocabulary order)
+    are intersected with the clicked tags and divided by ``min(K, |clicked|)``, so a user with
+    fewer clicked tags than K can still reach 1. Users without a clicked tag have no value and are
+    left out of the mean.
+
+    Args:
+        k: Cut-off K, a positive integer (the paper reports K ∈ {1, 2, 3, 5, 10, 20, 50}).
+        name: Metric name; defaults to ``prec@{k}``.
+
+    References:
+        UTPM: "Learning to Build User-tag Profile in Recommendation System", CIKM 2020, eq. 5.
+    """
+
+    def __init__(self, k: int = 5, name: str | None = None):
+        self.k = k
+        super().__init__(_computations(_one_user(k)), name=name or f"prec@{k}")
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "k": self.k}
+
+
+# The AUC metrics RelaImpr can be built on: TFMA's global AUC (CTR family, one row per
+# (history, target)) or our per-impression GroupAUC (news family).
+_AUC_METRICS: dict[str, Callable[[], tfma.metrics.Metric]] = {
+    "auc": tfma.metrics.AUC,
+    "group_auc": GroupAUC,
+}
+
+
+def _rela_impr_or_nan(auc_model: float, auc_base: float) -> float:
+    """MFN eq. 13 via the reference; NaN where it is undefined (a baseline AUC of exactly 0.5)."""
+    try:
+        return reference.rela_impr(float(auc_model), float(auc_base))
+    except ValueError:
+        return float("nan")
+
+
+def _rela_impr_computations(auc_metric: str):
+    def create(name: str, eval_config=None, model_names=None, output_names=None, example_weighted=False):
+        baseline_spec = model_util.get_baseline_model_spec(eval_config) if eval_config else None
+        if baseline_spec is None:
+            # First run: nothing to compare with, so RelaImpr has no value and is not emitted.
+            return []
+        baseline = baseline_spec.name
+        candidates = [m for m in model_names or [""] if m != baseline]
+        auc = _AUC_METRICS[auc_metric]()
+        # The AUC computations of both models come along (TFMA de-duplicates them against the
+        # same metric listed in the EvalConfig), so RelaImpr works even when AUC is not listed.
+        computations = list(
+            auc.computations(
+                eval_config=eval_config,
+                model_names=[*candidates, baseline],
+                output_names=list(output_names or [""]),
+                example_weighted=example_weighted,
+            )
+        )
+        for output_name in output_names or [""]:
+
+            def key(metric: str, model_name: str, output_name: str = output_name) -> metric_types.MetricKey:
+                return metric_types.MetricKey(
+                    name=metric, model_name=model_name, output_name=output_name, example_weighted=example_weighted
+                )
+
+            auc_keys = {m: key(auc.name, m) for m in [*candidates, baseline]}
+            out_keys = {m: key(name, m) for m in [*candidates, baseline]}
+
+            def result(
+                metrics: dict[metric_types.MetricKey, Any],
+                auc_keys: dict[str, metric_types.MetricKey] = auc_keys,
+                out_keys: dict[str, metric_types.MetricKey] = out_keys,
+            ) -> dict[metric_types.MetricKey, float]:
+                base_auc = metrics[auc_keys[baseline]]
+                return {
+                    out_key: _rela_impr_or_nan(metrics[auc_keys[m]], base_auc) for m, out_key in out_keys.items()
+                }
+
+            computations.append(metric_types.DerivedMetricComputation(keys=list(out_keys.values()), result=result))
+        return computations
+
+    return create
+
+
+class RelaImpr(tfma.metrics.Metric):
+    """Relative AUC improvement of the candidate over the baseline model (MFN eq. 13).
+
+    ``RelaImpr = (AUC_candidate − 0.5) / (AUC_baseline − 0.5) − 1``, a TFMA derived metric: it
+    needs an EvalConfig with two ModelSpecs, one of them ``is_baseline: true``, and reads the AUC
+    of both models. The candidate's value is emitted under the candidate's model name; the
+    baseline gets the same formula applied to itself, which is 0 by definition. Emitting that 0
+    makes TFMA's own model diff (candidate − baseline) equal RelaImpr, so the metric can be gated
+    either way:
+
+    * ``value_threshold { lower_bound { value: 0 } }`` — "not worse than the baseline";
+    * ``change_threshold { direction: HIGHER_IS_BETTER absolute { value: 0 } }`` — the same
+      check, expressed as a comparison with the baseline. Use ``absolute`` only: a ``relative``
+      change divides by the baseline's RelaImpr, 0, and always fails.
+
+    Without a baseline (the first run of a model) RelaImpr is undefined and not emitted. TFX's
+    Evaluator (and TFMA with ``rubber_stamp=True``) then drops every *change* threshold, so a
+    change threshold on RelaImpr does not block the first run; a *value* threshold stays and
+    fails with "Metric not found", so the first model would never be blessed. Gate RelaImpr with
+    a change threshold, and keep at least one value threshold (e.g. an AUC floor) in the config:
+    TFX writes no blessing at all when a run has no threshold left to check.
+
+    A baseline AUC of exactly 0.5 leaves the ratio undefined; RelaImpr is then NaN, which fails
+    any threshold (a random baseline is no evidence that the candidate is better).
+
+    Args:
+        auc_metric: ``"auc"`` for TFMA's built-in global ROC AUC (CTR family: one example per
+            (history, target), bucketed over 10,000 thresholds) or ``"group_auc"`` for the mean
+            per-impression AUC of :class:`GroupAUC` (news family).
+        name: Metric name; defaults to ``rela_impr``.
+
+    References:
+        MFN paper, eq. 13; Yan et al., "Coupled Group Lasso for Web-Scale CTR Prediction in
+        Display Advertising", ICML 2014.
+    """
+
+    def __init__(self, auc_metric: str = "auc", name: str = "rela_impr"):
+        if auc_metric not in _AUC_METRICS:
+            raise ValueError(f"`auc_metric` must be one of {sorted(_AUC_METRICS)}, got {auc_metric!r}.")
+        self.auc_metric = auc_metric
+        super().__init__(_rela_impr_computations(auc_metric), name=name)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "auc_metric": self.auc_metric}

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from pipeline import cli, configs
-from pipeline.pipeline import create_pipeline, eval_config
+from components.gating import eval_config
+from pipeline.pipeline import create_pipeline
 
 
 def test_preset_file_and_flags_apply_in_order(tmp_path):
@@ -27,6 +28,7 @@ def test_preset_file_and_flags_apply_in_order(tmp_path):
         ("training:\n  batchsize: 3\n", "c.yaml: training.batchsize: unknown field"),
         ("models: [fum2]\n", "models: ['fum2']"),
         ("dataset: mind\n", "data_dir: required"),
+        ("gate:\n  max_drop: {auc: 0.1}\n", "gate.max_drop: unknown metrics"),
         ("train_steps: [\n", "c.yaml: not valid YAML"),
     ],
 )
@@ -41,10 +43,14 @@ def test_pipeline_has_one_trainer_evaluator_pusher_per_model(tmp_path):
     config = configs.load_config("tiny", overrides={"output_dir": str(tmp_path)})
     ids = [c.id for c in create_pipeline(config, str(tmp_path)).components]
     assert sorted(ids) == sorted(["MindExampleGen", "StatisticsGen", "ImportSchemaGen", "Transform",
-                                  "Trainer.nrms", "Evaluator.nrms", "Pusher.nrms"])
-    thresholds = {m.class_name + m.config: m.threshold.value_threshold.lower_bound.value
-                  for m in eval_config(config).metrics_specs[0].metrics if m.HasField("threshold")}
-    assert thresholds == {"GroupAUC": config.gate.min_auc}
+                                  "Trainer.nrms", "Baseline.nrms", "Evaluator.nrms", "Pusher.nrms"])
+    metrics = eval_config(config.gate).metrics_specs[0].metrics
+    floors = {m.class_name + m.config: m.threshold.value_threshold.lower_bound.value
+              for m in metrics if m.threshold.HasField("value_threshold")}
+    drops = {m.class_name + m.config: -m.threshold.change_threshold.absolute.value
+             for m in metrics if m.threshold.HasField("change_threshold")}
+    assert floors == {"GroupAUC": 0.5}
+    assert drops == {"GroupAUC": 0.01, 'NDCGAtK{"k": 10}': 0.01}
 
 
 def test_cli_user_mistakes_are_one_line_and_status_2(tmp_path, capsys):

@@ -1,13 +1,16 @@
-"""One small end-to-end run of the real pipeline (LocalDagRunner, MLMD on SQLite, TFMA).
+"""End-to-end runs of the real pipeline (LocalDagRunner, MLMD on SQLite, TFMA).
 
-Runs once per module on generated data (tiny preset, a few minutes on 2 cores) and checks
-what users rely on: a blessed model is pushed to <serving_root>/<model>/<version>/, the TFMA
-gate metrics equal the reference metrics on the pushed model's own predictions, and the
-exported signatures agree with each other.
+A first run on generated data (tiny preset, a few minutes on 2 cores) checks what users rely
+on: a blessed model is pushed to <serving_root>/<model>/<version>/, the TFMA gate metrics equal
+the reference metrics on the pushed model's own predictions, and the exported signatures agree
+with each other. The last test then runs the same pipeline twice more in the same output
+directory: a deliberately worse candidate must not be blessed or pushed (no regression against
+the first model, which is serving), and a better one must be.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
@@ -18,7 +21,7 @@ import tensorflow as tf
 
 from components.metrics import reference
 from pipeline import configs, local_runner
-from pipeline.summary import _latest_output
+from pipeline.summary import _Metadata
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +44,7 @@ def served(run):
 @pytest.fixture(scope="module")
 def eval_examples(run):
     config, _, _ = run
-    uri = _latest_output(os.path.abspath(config.pipeline_root), "MindExampleGen", "examples")
+    uri = _Metadata(config.metadata_path, config.pipeline_name).outputs("MindExampleGen")["examples"][0].uri
     files = glob.glob(os.path.join(uri, "Split-eval", "*.gz"))
     return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
 
@@ -148,3 +151,42 @@ def test_unknown_ids_are_scored_not_crashed(served):
     scores = out["scores"].numpy()
     assert np.isfinite(scores).all()
     assert out["candidate_mask"].numpy().tolist() == [[1.0, 0.0], [1.0, 1.0]]
+
+
+def _serving_versions(config) -> list[str]:
+    return sorted(glob.glob(os.path.join(os.path.abspath(config.serving_root), "nrms", "*")))
+
+
+def test_worse_candidate_is_refused_and_better_one_is_pushed(run):
+    """Runs last: it adds two runs to the module's output directory."""
+    config, first, out = run
+    first_model = first.models[0]
+    assert first_model.baseline is None  # first run: floors only, said in the report
+    assert any(c.passed is None and "first run" in c.requirement for c in first_model.checks)
+
+    # Deliberately worse: one step at a vanishing learning rate, floors off, so only the
+    # no-regression check against the blessed first model can refuse it.
+    worse = dataclasses.replace(
+        config, train_steps=1,
+        training=dataclasses.replace(config.training, learning_rate=1e-9),
+        gate=dataclasses.replace(config.gate, min_value={}),
+    )
+    with open(out / "progress-worse.txt", "w") as progress:
+        second = local_runner.run(worse, out=progress).models[0]
+    assert not second.blessed
+    assert second.pushed_path is None
+    assert _serving_versions(config) == [first_model.pushed_path]
+    assert second.baseline is not None and "Trainer.nrms" in second.baseline
+    failed = [c for c in second.checks if c.passed is False]
+    assert failed and all(c.kind == "no regression" for c in failed)
+    assert "group_auc no regression: FAILED" in second.reason()
+
+    better = dataclasses.replace(config, train_steps=200)
+    with open(out / "progress-better.txt", "w") as progress:
+        third = local_runner.run(better, out=progress).models[0]
+    assert third.blessed, third.reason()
+    assert third.baseline == second.baseline  # still compared with the model that is serving
+    assert third.metrics["group_auc"] >= first_model.metrics["group_auc"] - config.gate.max_drop["group_auc"]
+    assert _serving_versions(config) == [first_model.pushed_path, third.pushed_path]
+    report = (out / "summary.md").read_text()
+    assert "blessed: every threshold passed (not worse than the serving model" in report

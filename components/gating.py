@@ -1,0 +1,106 @@
+"""Model-validation gating: what a candidate must reach to be blessed and pushed.
+
+Two kinds of threshold, per metric, in a typed policy:
+
+* **value floors** — absolute minimums (e.g. per-impression AUC ≥ 0.55): a model must be
+  measurably good;
+* **allowed drops** — the most the candidate may fall below the *latest blessed model of the
+  same name* (the one serving now), e.g. AUC may not drop by more than 0.01: no regressions.
+
+The first run of a model has no blessed predecessor. TFX's Evaluator then ignores change
+thresholds on purpose (it runs TFMA with ``rubber_stamp=True``), so the first candidate is gated by
+the value floors alone; the report says "no baseline (first run): only absolute floors apply".
+
+The baseline is found by :class:`LatestBlessedModelOf`, a resolver strategy restricted to one
+Trainer's models: the stock LatestBlessedModelStrategy would take the newest blessed model of
+*any* Trainer in a multi-model pipeline (FUM gated against NRMS).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import tensorflow_model_analysis as tfma
+from tfx.dsl.input_resolution.strategies import latest_blessed_model_strategy
+from tfx.types import standard_artifacts
+
+METRICS_MODULE = "components.metrics.tfma_metrics"
+CANDIDATE = "candidate"
+BASELINE = "baseline"
+# Gate metric name → (TFMA metric class, its config), for the news-ranking family.
+NEWS_METRICS: dict[str, tuple[str, dict[str, Any]]] = {
+    "group_auc": ("GroupAUC", {}),
+    "mrr": ("MRR", {}),
+    "ndcg@5": ("NDCGAtK", {"k": 5}),
+    "ndcg@10": ("NDCGAtK", {"k": 10}),
+}
+
+
+@dataclasses.dataclass
+class GateConfig:
+    """Blessing policy for one task family (news ranking here)."""
+
+    min_value: dict[str, float] = dataclasses.field(default_factory=lambda: {"group_auc": 0.55})
+    """Absolute floors by metric name (`group_auc`, `mrr`, `ndcg@5`, `ndcg@10`)."""
+    max_drop: dict[str, float] = dataclasses.field(default_factory=lambda: {"group_auc": 0.01, "ndcg@10": 0.01})
+    """Largest allowed decrease against the latest blessed model of the same name."""
+
+    def validate(self) -> None:
+        from components.errors import UserError
+
+        for field in ("min_value", "max_drop"):
+            unknown = set(getattr(self, field)) - set(NEWS_METRICS)
+            if unknown:
+                raise UserError(f"gate.{field}: unknown metrics {sorted(unknown)}; known: {', '.join(NEWS_METRICS)}")
+        negative = [m for m, v in self.max_drop.items() if v < 0]
+        if negative:
+            raise UserError(f"gate.max_drop: must be ≥ 0 (a tolerance), got negative for {negative}")
+
+
+def eval_config(gate: GateConfig) -> tfma.EvalConfig:
+    """TFMA config: candidate and baseline specs, impression-level metrics, the gate's thresholds."""
+    spec = dict(signature_name="serving_default", label_key="labels", prediction_key="scores")
+    metrics = []
+    for name, (class_name, kwargs) in NEWS_METRICS.items():
+        threshold = tfma.MetricThreshold()
+        if name in gate.min_value:
+            threshold.value_threshold.lower_bound.value = gate.min_value[name]
+        if name in gate.max_drop:
+            threshold.change_threshold.direction = tfma.MetricDirection.HIGHER_IS_BETTER
+            threshold.change_threshold.absolute.value = -gate.max_drop[name]
+        metrics.append(
+            tfma.MetricConfig(
+                class_name=class_name, module=METRICS_MODULE, config=json.dumps(kwargs) if kwargs else "",
+                threshold=threshold if name in gate.min_value or name in gate.max_drop else None,
+            )
+        )
+    metrics.append(tfma.MetricConfig(class_name="ExampleCount"))
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(name=CANDIDATE, **spec), tfma.ModelSpec(name=BASELINE, is_baseline=True, **spec)],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
+    )
+
+
+class LatestBlessedModelOf(latest_blessed_model_strategy.LatestBlessedModelStrategy):
+    """The latest blessed Model produced by one Trainer node (by its component id)."""
+
+    def __init__(self, trainer_id: str):
+        self._trainer_id = trainer_id
+
+    def resolve_artifacts(self, store, input_dict):
+        for key, artifacts in input_dict.items():
+            if artifacts and isinstance(artifacts[0], standard_artifacts.Model):
+                mine = [m for m in artifacts if self._produced_by_trainer(store, m.id)]
+                input_dict = {**input_dict, key: mine}
+        return super().resolve_artifacts(store, input_dict)
+
+    def _produced_by_trainer(self, store, artifact_id: int) -> bool:
+        events = store.get_events_by_artifact_ids([artifact_id])
+        for execution_id in {e.execution_id for e in events}:
+            for context in store.get_contexts_by_execution(execution_id):
+                if context.name.endswith(f".{self._trainer_id}"):
+                    return True
+        return False
