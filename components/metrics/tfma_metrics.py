@@ -179,6 +179,18 @@ def _rela_impr_or_nan(auc_model: float, auc_base: float) -> float:
         return float("nan")
 
 
+def _rela_impr_derivation(
+    auc_keys: dict[str, metric_types.MetricKey], out_keys: dict[str, metric_types.MetricKey], baseline: str
+) -> Callable[[dict[metric_types.MetricKey, Any]], dict[metric_types.MetricKey, float]]:
+    """Result function of the derived metric: each model's AUC against the baseline's AUC."""
+
+    def result(metrics: dict[metric_types.MetricKey, Any]) -> dict[metric_types.MetricKey, float]:
+        base_auc = metrics[auc_keys[baseline]]
+        return {out_keys[m]: _rela_impr_or_nan(metrics[auc_keys[m]], base_auc) for m in out_keys}
+
+    return result
+
+
 def _rela_impr_computations(auc_metric: str):
     def create(name: str, eval_config=None, model_names=None, output_names=None, example_weighted=False):
         baseline_spec = model_util.get_baseline_model_spec(eval_config) if eval_config else None
@@ -186,39 +198,32 @@ def _rela_impr_computations(auc_metric: str):
             # First run: nothing to compare with, so RelaImpr has no value and is not emitted.
             return []
         baseline = baseline_spec.name
-        candidates = [m for m in model_names or [""] if m != baseline]
+        models = [m for m in model_names or [""] if m != baseline] + [baseline]
+        output_names = list(output_names or [""])
         auc = _AUC_METRICS[auc_metric]()
         # The AUC computations of both models come along (TFMA de-duplicates them against the
         # same metric listed in the EvalConfig), so RelaImpr works even when AUC is not listed.
         computations = list(
             auc.computations(
-                eval_config=eval_config,
-                model_names=[*candidates, baseline],
-                output_names=list(output_names or [""]),
+                eval_config=eval_config, model_names=models, output_names=output_names,
                 example_weighted=example_weighted,
             )
         )
-        for output_name in output_names or [""]:
-
-            def key(metric: str, model_name: str, output_name: str = output_name) -> metric_types.MetricKey:
-                return metric_types.MetricKey(
-                    name=metric, model_name=model_name, output_name=output_name, example_weighted=example_weighted
-                )
-
-            auc_keys = {m: key(auc.name, m) for m in [*candidates, baseline]}
-            out_keys = {m: key(name, m) for m in [*candidates, baseline]}
-
-            def result(
-                metrics: dict[metric_types.MetricKey, Any],
-                auc_keys: dict[str, metric_types.MetricKey] = auc_keys,
-                out_keys: dict[str, metric_types.MetricKey] = out_keys,
-            ) -> dict[metric_types.MetricKey, float]:
-                base_auc = metrics[auc_keys[baseline]]
-                return {
-                    out_key: _rela_impr_or_nan(metrics[auc_keys[m]], base_auc) for m, out_key in out_keys.items()
+        for output_name in output_names:
+            auc_keys, out_keys = (
+                {
+                    m: metric_types.MetricKey(
+                        name=metric, model_name=m, output_name=output_name, example_weighted=example_weighted
+                    )
+                    for m in models
                 }
-
-            computations.append(metric_types.DerivedMetricComputation(keys=list(out_keys.values()), result=result))
+                for metric in (auc.name, name)
+            )
+            computations.append(
+                metric_types.DerivedMetricComputation(
+                    keys=list(out_keys.values()), result=_rela_impr_derivation(auc_keys, out_keys, baseline)
+                )
+            )
         return computations
 
     return create
@@ -240,14 +245,33 @@ class RelaImpr(tfma.metrics.Metric):
       change divides by the baseline's RelaImpr, 0, and always fails.
 
     Without a baseline (the first run of a model) RelaImpr is undefined and not emitted. TFX's
-    Evaluator (and TFMA with ``rubber_stamp=True``) then drops every *change* threshold, so a
-    change threshold on RelaImpr does not block the first run; a *value* threshold stays and
-    fails with "Metric not found", so the first model would never be blessed. Gate RelaImpr with
-    a change threshold, and keep at least one value threshold (e.g. an AUC floor) in the config:
-    TFX writes no blessing at all when a run has no threshold left to check.
+    Evaluator then prepares the config with ``has_baseline=False, rubber_stamp=True``, which
+    removes the baseline ModelSpec and every *change* threshold (TFMA without ``rubber_stamp``
+    refuses change thresholds without a baseline), so a change threshold on RelaImpr does not
+    block the first run. A *value* threshold stays and fails with "Metric not found": the first
+    model would never be blessed, and without a blessed model no later run gets a baseline either.
+    So gate RelaImpr with the change threshold, and keep at least one value threshold (e.g. an
+    AUC floor) in the config: TFX writes no blessing at all when no threshold is left to check.
 
     A baseline AUC of exactly 0.5 leaves the ratio undefined; RelaImpr is then NaN, which fails
     any threshold (a random baseline is no evidence that the candidate is better).
+
+    The gate in an EvalConfig (text format; the ModelSpecs name a candidate and a baseline)::
+
+        metrics_specs {
+          metrics {
+            class_name: "AUC"
+            threshold { value_threshold { lower_bound { value: 0.6 } } }
+          }
+          metrics {
+            class_name: "RelaImpr"
+            module: "components.metrics.tfma_metrics"
+            config: '{"auc_metric": "auc"}'
+            threshold {
+              change_threshold { direction: HIGHER_IS_BETTER absolute { value: 0.0 } }
+            }
+          }
+        }
 
     Args:
         auc_metric: ``"auc"`` for TFMA's built-in global ROC AUC (CTR family: one example per
