@@ -22,7 +22,7 @@ import dataclasses
 import json
 from typing import Any
 
-import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis.proto import config_pb2
 from tfx.dsl.input_resolution.strategies import latest_blessed_model_strategy
 from tfx.types import standard_artifacts
 
@@ -59,28 +59,28 @@ class GateConfig:
             raise UserError(f"gate.max_drop: must be ≥ 0 (a tolerance), got negative for {negative}")
 
 
-def eval_config(gate: GateConfig) -> tfma.EvalConfig:
+def eval_config(gate: GateConfig) -> config_pb2.EvalConfig:
     """TFMA config: candidate and baseline specs, impression-level metrics, the gate's thresholds."""
     spec = dict(signature_name="serving_default", label_key="labels", prediction_key="scores")
     metrics = []
     for name, (class_name, kwargs) in NEWS_METRICS.items():
-        threshold = tfma.MetricThreshold()
+        threshold = config_pb2.MetricThreshold()
         if name in gate.min_value:
             threshold.value_threshold.lower_bound.value = gate.min_value[name]
         if name in gate.max_drop:
-            threshold.change_threshold.direction = tfma.MetricDirection.HIGHER_IS_BETTER
+            threshold.change_threshold.direction = config_pb2.MetricDirection.HIGHER_IS_BETTER
             threshold.change_threshold.absolute.value = -gate.max_drop[name]
         metrics.append(
-            tfma.MetricConfig(
+            config_pb2.MetricConfig(
                 class_name=class_name, module=METRICS_MODULE, config=json.dumps(kwargs) if kwargs else "",
                 threshold=threshold if name in gate.min_value or name in gate.max_drop else None,
             )
         )
-    metrics.append(tfma.MetricConfig(class_name="ExampleCount"))
-    return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(name=CANDIDATE, **spec), tfma.ModelSpec(name=BASELINE, is_baseline=True, **spec)],
-        slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
+    metrics.append(config_pb2.MetricConfig(class_name="ExampleCount"))
+    return config_pb2.EvalConfig(
+        model_specs=[config_pb2.ModelSpec(name=CANDIDATE, **spec), config_pb2.ModelSpec(name=BASELINE, is_baseline=True, **spec)],
+        slicing_specs=[config_pb2.SlicingSpec()],
+        metrics_specs=[config_pb2.MetricsSpec(metrics=metrics)],
     )
 
 

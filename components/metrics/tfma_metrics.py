@@ -23,7 +23,8 @@ importable wherever the Evaluator runs (installed with this project on every run
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import apache_beam as beam
 import numpy as np
@@ -48,9 +49,10 @@ def _one_user(k: int) -> PerExample:
     """
 
     def per_user(labels: np.ndarray, scores: np.ndarray) -> float:
-        tags = np.arange(len(scores))
+        # Sized by the labels, so scores that do not cover the vocabulary raise in the reference.
+        tags = np.arange(len(labels))
         clicked = {0: np.flatnonzero(labels).tolist()}
-        return reference.prec_at_k(np.zeros(len(scores), np.int64), tags, scores, clicked, k)
+        return reference.prec_at_k(np.zeros(len(labels), np.int64), tags, scores, clicked, k)
 
     return per_user
 

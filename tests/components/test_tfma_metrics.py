@@ -26,28 +26,32 @@ MODULE = "components.metrics.tfma_metrics"
 TOL = 1e-6
 
 # News ranking: one example per impression. Lengths differ, so TFMA's batches pad the shorter
-# impressions (the two-candidate ones have distinct, non-tied scores so that scoring the padding
-# would change every metric); one impression has no click (skipped by every metric), one only
-# clicks (skipped by AUC only), and ties exercise the stable ranking.
+# impressions (short ones with distinct scores, where scoring the padding would change the
+# result); one impression has no click (skipped by every metric), one only clicks (skipped by AUC
+# only), and ties exercise the stable ranking.
 IMPRESSIONS = [
-    dict(labels=[1, 0, 0, 1], score=[0.9, 0.8, 0.3, 0.1], base_score=[0.2, 0.5, 0.6, 0.7]),
-    dict(labels=[0, 1, 0], score=[0.1, 0.7, 0.2], base_score=[0.3, 0.4, 0.8]),
-    dict(labels=[1, 0, 0, 0, 0, 1, 0], score=[0.5, 0.5, 0.4, 0.3, 0.2, 0.9, 0.5], base_score=[0.9, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]),
-    dict(labels=[0, 1], score=[0.3, 0.8], base_score=[0.8, 0.3]),
-    dict(labels=[1, 1, 1], score=[0.2, 0.4, 0.3], base_score=[0.4, 0.2, 0.1]),
-    dict(labels=[0, 1, 1, 0, 0], score=[0.6, 0.6, 0.1, 0.6, 0.3], base_score=[0.5, 0.4, 0.3, 0.2, 0.1]),
-    dict(labels=[1, 0], score=[0.6, 0.2], base_score=[0.1, 0.7]),
-    dict(labels=[0, 0, 0, 0], score=[0.3, 0.6, 0.2, 0.1], base_score=[0.6, 0.3, 0.2, 0.1]),
+    {"labels": [1, 0, 0, 1], "score": [0.9, 0.8, 0.3, 0.1], "base_score": [0.2, 0.5, 0.6, 0.7]},
+    {"labels": [0, 1, 0], "score": [0.1, 0.7, 0.2], "base_score": [0.3, 0.4, 0.8]},
+    {
+        "labels": [1, 0, 0, 0, 0, 1, 0],
+        "score": [0.5, 0.5, 0.4, 0.3, 0.2, 0.9, 0.5],
+        "base_score": [0.9, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+    },
+    {"labels": [0, 1], "score": [0.3, 0.8], "base_score": [0.2, 0.7]},
+    {"labels": [1, 1, 1], "score": [0.2, 0.4, 0.3], "base_score": [0.4, 0.2, 0.1]},
+    {"labels": [0, 1, 1, 0, 0], "score": [0.6, 0.6, 0.1, 0.6, 0.3], "base_score": [0.5, 0.4, 0.3, 0.2, 0.1]},
+    {"labels": [1, 0], "score": [0.6, 0.2], "base_score": [0.7, 0.1]},
+    {"labels": [0, 0, 0, 0], "score": [0.3, 0.6, 0.2, 0.1], "base_score": [0.6, 0.3, 0.2, 0.1]},
 ]
 
 # Tag profiling: one example per user, a multi-hot label over T = 6 tags. Users with fewer
 # clicked tags than K, with none (skipped), and with tied scores.
 USERS = [
-    dict(tags=[1, 0, 0, 1, 0, 0], score=[0.9, 0.1, 0.8, 0.7, 0.2, 0.3]),
-    dict(tags=[0, 0, 0, 0, 1, 0], score=[0.6, 0.5, 0.4, 0.3, 0.2, 0.1]),
-    dict(tags=[0, 0, 0, 0, 0, 0], score=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6]),
-    dict(tags=[0, 1, 1, 1, 0, 1], score=[0.5, 0.5, 0.5, 0.1, 0.5, 0.2]),
-    dict(tags=[1, 1, 1, 1, 1, 0], score=[0.3, 0.9, 0.1, 0.8, 0.2, 0.7]),
+    {"tags": [1, 0, 0, 1, 0, 0], "score": [0.9, 0.1, 0.8, 0.7, 0.2, 0.3]},
+    {"tags": [0, 0, 0, 0, 1, 0], "score": [0.6, 0.5, 0.4, 0.3, 0.2, 0.1]},
+    {"tags": [0, 0, 0, 0, 0, 0], "score": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]},
+    {"tags": [0, 1, 1, 1, 0, 1], "score": [0.5, 0.5, 0.5, 0.1, 0.5, 0.2]},
+    {"tags": [1, 1, 1, 1, 1, 0], "score": [0.3, 0.9, 0.1, 0.8, 0.2, 0.7]},
 ]
 PREC_KS = [1, 2, 3, 5, 10]
 
@@ -56,9 +60,9 @@ PREC_KS = [1, 2, 3, 5, 10]
 # The candidate ranks worse than the baseline.
 CTR_LABELS = [1, 0, 1, 0, 0, 1, 0, 1, 0, 0]
 CTR_SCORES = [0.91, 0.82, 0.33, 0.44, 0.15, 0.26, 0.57, 0.68, 0.79, 0.05]
-CTR_BASE_SCORES = [0.85, 0.35, 0.75, 0.15, 0.25, 0.95, 0.45, 0.65, 0.55, 0.05]
+CTR_BASE_SCORES = [0.85, 0.35, 0.75, 0.15, 0.25, 0.95, 0.45, 0.65, 0.80, 0.05]
 CTR_ROWS = [
-    dict(label=[y], score=[s], base_score=[b]) for y, s, b in zip(CTR_LABELS, CTR_SCORES, CTR_BASE_SCORES)
+    {"label": [y], "score": [s], "base_score": [b]} for y, s, b in zip(CTR_LABELS, CTR_SCORES, CTR_BASE_SCORES)
 ]
 
 
@@ -106,14 +110,16 @@ def _metric(class_name: str, threshold: config_pb2.MetricThreshold | None = None
     )
 
 
-def _eval_config(label_key: str, metrics: list[config_pb2.MetricConfig]) -> config_pb2.EvalConfig:
-    """A candidate-plus-baseline config, as the Evaluator gets when a blessed model exists."""
-    spec = dict(signature_name="serving_default", label_key=label_key, prediction_key="scores")
+def _eval_config(
+    label_key: str, metrics: list[config_pb2.MetricConfig], with_baseline: bool = True
+) -> config_pb2.EvalConfig:
+    """A candidate-plus-baseline config (the Evaluator's when a blessed model exists) or a one-model one."""
+    spec = {"signature_name": "serving_default", "label_key": label_key, "prediction_key": "scores"}
+    model_specs = [config_pb2.ModelSpec(name="candidate" if with_baseline else "", **spec)]
+    if with_baseline:
+        model_specs.append(config_pb2.ModelSpec(name="baseline", is_baseline=True, **spec))
     return config_pb2.EvalConfig(
-        model_specs=[
-            config_pb2.ModelSpec(name="candidate", **spec),
-            config_pb2.ModelSpec(name="baseline", is_baseline=True, **spec),
-        ],
+        model_specs=model_specs,
         slicing_specs=[config_pb2.SlicingSpec()],
         metrics_specs=[config_pb2.MetricsSpec(metrics=metrics)],
     )
@@ -130,7 +136,9 @@ def _run_tfma(out_dir, paths: dict[str, str], eval_config, rows: list[dict], has
     with tf.io.TFRecordWriter(data) as writer:
         for row in rows:
             writer.write(_example(row))
-    if has_baseline:
+    if len(eval_config.model_specs) == 1:
+        models = tfma.default_eval_shared_model(paths["candidate"], eval_config=eval_config)
+    elif has_baseline:
         models = [
             tfma.default_eval_shared_model(paths[spec.name], eval_config=eval_config, model_name=spec.name)
             for spec in eval_config.model_specs
@@ -215,7 +223,8 @@ def test_rela_impr_over_group_auc_equals_reference_and_passes_the_gate(ranking):
 
 @pytest.fixture(scope="module")
 def tags(tmp_path_factory, model_paths):
-    eval_config = _eval_config("tags", [_metric("PrecisionAtK", k=k) for k in PREC_KS])
+    """Prec@K at every K, one model (UTPM has no baseline in its gate)."""
+    eval_config = _eval_config("tags", [_metric("PrecisionAtK", k=k) for k in PREC_KS], with_baseline=False)
     return _run_tfma(tmp_path_factory.mktemp("tags"), model_paths, eval_config, USERS)
 
 
@@ -228,7 +237,7 @@ def test_precision_at_k_equals_reference(tags, k):
     scores = np.concatenate([u["score"] for u in USERS])
     clicked = {i: np.flatnonzero(u["tags"]).tolist() for i, u in enumerate(USERS)}
     expected = reference.prec_at_k(user_ids, tag_ids, scores, clicked, k)
-    assert metrics[f"prec@{k}", "candidate", False] == pytest.approx(expected, abs=TOL)
+    assert metrics[f"prec@{k}", "", False] == pytest.approx(expected, abs=TOL)
 
 
 def _ctr_config(rela_impr_threshold: config_pb2.MetricThreshold) -> config_pb2.EvalConfig:
@@ -246,6 +255,7 @@ def _ctr_config(rela_impr_threshold: config_pb2.MetricThreshold) -> config_pb2.E
 
 @pytest.fixture(scope="module")
 def ctr_worse(tmp_path_factory, model_paths):
+    """Global AUC and RelaImpr gated both ways, the candidate worse than the baseline."""
     eval_config = _ctr_config(_not_worse_than_baseline())
     return _run_tfma(tmp_path_factory.mktemp("ctr_worse"), model_paths, eval_config, CTR_ROWS)
 
@@ -274,6 +284,7 @@ def test_rela_impr_thresholds_fail_a_worse_candidate(ctr_worse):
 
 @pytest.fixture(scope="module")
 def ctr_first_run(tmp_path_factory, model_paths):
+    """The recommended gate (AUC floor, change threshold on RelaImpr) on a first run."""
     eval_config = _ctr_config(_no_regression())
     return _run_tfma(tmp_path_factory.mktemp("first_run"), model_paths, eval_config, CTR_ROWS, has_baseline=False)
 
@@ -289,6 +300,7 @@ def test_first_run_without_baseline_skips_rela_impr_and_is_not_blocked(ctr_first
 
 @pytest.fixture(scope="module")
 def ctr_first_run_value_gate(tmp_path_factory, model_paths):
+    """A value threshold on RelaImpr on a first run."""
     eval_config = _ctr_config(_not_worse_than_baseline())
     return _run_tfma(tmp_path_factory.mktemp("first_run_value"), model_paths, eval_config, CTR_ROWS, has_baseline=False)
 
