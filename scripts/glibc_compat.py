@@ -62,7 +62,7 @@ def _library_versions(name: str) -> set[str]:
 def _version_tokens(data: bytes) -> set[bytes]:
     import re
 
-    return set(re.findall(rb"(?:GLIBC|GLIBCXX|CXXABI)_[0-9.]+(?=\x00)", data))
+    return set(re.findall(rb"(?:GLIBC|GLIBCXX|CXXABI|GCC)_[0-9.]+(?=\x00)", data))
 
 
 def _sections(data: bytes) -> dict[str, tuple[int, int, int, int]]:

