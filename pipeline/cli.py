@@ -1,7 +1,11 @@
-"""The `usermodel` command: run the pipeline, make or fetch data, and inspect it.
+"""The `usermodel` command: run or compile the pipeline, make or fetch data, and inspect it.
 
-    usermodel run [--preset demo|tiny|paper] [--config FILE] [--dataset synthetic|mind]
-                  [--data-dir DIR] [--models nrms ...] [--train-steps N] [--output-dir DIR]
+    usermodel run [--runner local|beam] [--preset demo|tiny|paper] [--config FILE]
+                  [--dataset synthetic|mind] [--data-dir DIR] [--models nrms ...]
+                  [--train-steps N] [--output-dir DIR]
+    usermodel compile --data-dir URI --output-dir URI --output FILE.yaml|FILE.json
+                  [--image IMAGE] [--baseline-uri MODEL=URI ...] [--with-baseline]
+                  [--preset ...] [--config FILE] [--models ...] [--train-steps N]
     usermodel report [--output-dir DIR]
     usermodel data generate mind|movielens --out DIR [--preset tiny|demo] [--seed N]
     usermodel data download mind-small|mind-large|ml-1m|ml-latest-small [--out DIR]
@@ -19,7 +23,7 @@ import json
 import os
 import sys
 import tempfile
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from components.errors import UserError
 
@@ -44,22 +48,59 @@ def _quiet_native_stderr() -> Iterator[None]:
             os.close(saved)
 
 
-def _run(args: argparse.Namespace) -> int:
-    with _quiet_native_stderr():
-        from pipeline import configs, local_runner
+def _load_config(args: argparse.Namespace, dataset: str | None):
+    """Preset, then --config, then the flags shared by `run` and `compile`."""
+    from pipeline import configs
 
     overrides = {
-        "dataset": args.dataset, "data_dir": args.data_dir, "models": args.models,
+        "dataset": dataset, "data_dir": args.data_dir, "models": args.models,
         "train_steps": args.train_steps, "output_dir": args.output_dir,
     }
-    if args.data_dir and not args.dataset:
+    if args.data_dir and not dataset:
         overrides["dataset"] = "mind"
-    config = configs.load_config(args.preset, args.config, overrides)
-    summary = local_runner.run(config)
+    return configs.load_config(args.preset, args.config, overrides)
+
+
+def _run(args: argparse.Namespace) -> int:
+    with _quiet_native_stderr():
+        from pipeline import local_runner
+
+    config = _load_config(args, args.dataset)
+    summary = local_runner.run(config, runner=args.runner)
     print()
     print(summary.table())
     print(f"\nSummary written to {config.output_dir}/summary.json and summary.md ({summary.seconds:.0f} s)")
     return 0 if all(m.blessed for m in summary.models) else 1
+
+
+def _compile(args: argparse.Namespace) -> int:
+    with _quiet_native_stderr():
+        from pipeline import kubeflow_runner
+
+    config = _load_config(args, None)
+    compiled = kubeflow_runner.compile_pipeline(
+        config, args.output, image=args.image or kubeflow_runner.DEFAULT_IMAGE,
+        baseline_uris=_model_uris(args.baseline_uri), with_baseline=args.with_baseline,
+    )
+    kind = "Kubeflow Pipelines PipelineSpec (YAML)" if compiled.format == "yaml" else "Vertex AI PipelineJob (JSON)"
+    print(f"Wrote {kind} to {compiled.path}; every step runs in image {compiled.image}")
+    if not compiled.baseline_parameters:
+        print("No baseline: only the absolute floors gate. Once a model is blessed, compile again with "
+              "--baseline-uri MODEL=URI of its Model artifact to also gate against regressions.")
+    for name, default in compiled.baseline_parameters.items():
+        print(f"Runtime parameter {name}: " + (f"default {default}" if default else "required, no default"))
+    return 0
+
+
+def _model_uris(pairs: list[str] | None) -> dict[str, str]:
+    """`MODEL=URI` flag values as a mapping; a value without `=` is a user mistake."""
+    uris = {}
+    for pair in pairs or []:
+        model, sep, uri = pair.partition("=")
+        if not sep or not model or not uri:
+            raise UserError(f"--baseline-uri: expected MODEL=URI, got {pair!r}")
+        uris[model] = uri
+    return uris
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -116,15 +157,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="usermodel", description="User-interest models on TFX.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run the TFX pipeline end to end (LocalDagRunner, MLMD on SQLite)")
-    run.add_argument("--preset", default="demo", help="demo (default), tiny or paper")
-    run.add_argument("--config", help="YAML/JSON file with PipelineConfig fields")
+    run = sub.add_parser("run", help="run the TFX pipeline end to end from here (MLMD on SQLite)")
+    run.add_argument("--runner", choices=["local", "beam"], default="local",
+                     help="local: LocalDagRunner (default); beam: BeamDagRunner, components' Beam work per beam_args")
+    _add_config_flags(run)
     run.add_argument("--dataset", choices=["synthetic", "mind"])
     run.add_argument("--data-dir", help="MIND-format directory (behaviors.tsv, news.tsv)")
-    run.add_argument("--models", nargs="+", help="models to train, e.g. nrms")
-    run.add_argument("--train-steps", type=int)
     run.add_argument("--output-dir", help="where artifacts, metadata, serving root and summary go")
     run.set_defaults(fn=_run)
+
+    comp = sub.add_parser("compile", help="compile the pipeline for Kubeflow Pipelines (.yaml) or Vertex AI (.json)")
+    _add_config_flags(comp)
+    comp.add_argument("--data-dir", help="MIND-format directory as the pods see it (an absolute mounted path)")
+    comp.add_argument("--output-dir", help="pipeline root and serving root the pods write (gs:// or absolute)")
+    comp.add_argument("--output", required=True, help="spec to write: .yaml/.yml for Kubeflow, else JSON for Vertex")
+    comp.add_argument("--image", help="container image of every step (default usermodel-tfx:latest)")
+    comp.add_argument("--baseline-uri", action="append", metavar="MODEL=URI",
+                      help="gate MODEL against this Model artifact (default of parameter baseline_model_uri_MODEL)")
+    comp.add_argument("--with-baseline", action="store_true",
+                      help="import a baseline for every model even without --baseline-uri (set the parameter per run)")
+    comp.set_defaults(fn=_compile)
 
     report = sub.add_parser("report", help="show a run's metrics, thresholds, baseline and blessing decision")
     report.add_argument("--output-dir", default="runs/default")
@@ -148,6 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--json", help="also write the report as JSON here")
     ins.set_defaults(fn=_data_inspect)
     return parser
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """The config flags that `run` and `compile` share."""
+    parser.add_argument("--preset", default="demo", help="demo (default), tiny or paper")
+    parser.add_argument("--config", help="YAML/JSON file with PipelineConfig fields")
+    parser.add_argument("--models", nargs="+", help="models to train, e.g. nrms")
+    parser.add_argument("--train-steps", type=int)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

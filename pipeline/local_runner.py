@@ -1,4 +1,11 @@
-"""Runs the pipeline with TFX's LocalDagRunner (MLMD on SQLite), the embedded default.
+"""Runs the pipeline from this machine with TFX's LocalDagRunner or BeamDagRunner (MLMD on SQLite).
+
+Both orchestrate in this process and launch every component through TFX's portable
+`Launcher`, so data preparation, logging, progress lines and the summary are shared:
+`local` runs the components one after another; `beam` schedules them as a Beam pipeline on
+the DirectRunner, while the components' own Beam work goes wherever `config.beam_args` say
+(DirectRunner by default; Dataflow, Flink or Spark by their flags). Kubeflow is compiled,
+not run from here: see pipeline/kubeflow_runner.py.
 
 TFX, Beam and TensorFlow log a lot, partly from C++ straight to file descriptor 2; all of it
 goes to ``<output_dir>/logs/tfx.log`` (the descriptors are redirected for the run) and the
@@ -14,12 +21,15 @@ import logging
 import os
 import sys
 import time
-from typing import Iterator, TextIO
+from collections.abc import Iterator
+from typing import Literal, TextIO
 
 from components.ingest import mind
 from pipeline import summary as summary_lib
 from pipeline.configs import PipelineConfig
 
+Runner = Literal["local", "beam"]
+RUNNERS: tuple[Runner, ...] = ("local", "beam")
 CONFIG_FILE = "config.json"
 PROGRESS_LOGGER = "usermodel.progress"
 """Records of this logger (e.g. training steps from trainer/run_fn.py) are shown on the terminal."""
@@ -44,7 +54,8 @@ def component_progress(stream: TextIO) -> Iterator[None]:
 
     Wraps the portable launcher (one `launch()` per component) instead of parsing the runner's
     absl log lines: components such as Transform reconfigure logging mid-run and those lines
-    stop arriving.
+    stop arriving. Both runners construct `launcher.Launcher` in this process (BeamDagRunner
+    from a DoFn on the in-memory DirectRunner), so patching the class reaches both.
     """
     from tfx.orchestration.portable import launcher
 
@@ -123,22 +134,38 @@ def prepare_data(config: PipelineConfig, out: TextIO) -> str:
     return os.path.abspath(data_dir)
 
 
-def run(config: PipelineConfig, out: TextIO = sys.stdout) -> summary_lib.RunSummary:
-    """Runs the whole pipeline and returns (and writes) its summary."""
+def run(config: PipelineConfig, out: TextIO = sys.stdout, runner: Runner = "local") -> summary_lib.RunSummary:
+    """Runs the whole pipeline with `runner` and returns (and writes) its summary."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from tfx import v1 as tfx
-
     from pipeline.pipeline import create_pipeline
 
+    dag_runner = _dag_runner(runner)
     data_dir = prepare_data(config, out)
     os.makedirs(config.output_dir, exist_ok=True)
     with open(os.path.join(config.output_dir, CONFIG_FILE), "w") as f:  # what `usermodel report` reads
         json.dump(config.to_dict(), f, indent=2)
     log_path = os.path.join(config.output_dir, "logs", "tfx.log")
-    out.write(f"Running pipeline '{config.pipeline_name}' for {', '.join(config.models)} (TFX logs: {log_path})\n")
+    out.write(
+        f"Running pipeline '{config.pipeline_name}' for {', '.join(config.models)} with "
+        f"{type(dag_runner).__name__} (TFX logs: {log_path})\n"
+    )
     started = time.time()
     with tfx_logs_to_file(log_path, out):
-        tfx.orchestration.LocalDagRunner().run(create_pipeline(config, data_dir))
+        dag_runner.run(create_pipeline(config, data_dir, baseline="resolver"))
     result = summary_lib.collect(config, started_at=started)
     summary_lib.write(result, config.output_dir)
     return result
+
+
+def _dag_runner(runner: Runner):
+    """The TFX runner named `runner`; both keep MLMD in the config's SQLite file, which the
+    Resolver (latest blessed model) and the summary read."""
+    from tfx import v1 as tfx
+
+    if runner == "local":
+        return tfx.orchestration.LocalDagRunner()
+    if runner == "beam":
+        from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+
+        return BeamDagRunner()
+    raise ValueError(f"runner: {runner!r} is not one of {', '.join(RUNNERS)}")

@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 from keras import ops
 
-from trainer.layers.attention import AdditiveAttentionPooling
-from trainer.layers.attention import MultiHeadSelfAttention
-from trainer.layers.attention import large_negative
-from trainer.layers.attention import masked_softmax
+from trainer.layers.attention import (
+    AdditiveAttentionPooling,
+    MultiHeadSelfAttention,
+    large_negative,
+    masked_softmax,
+)
 
 B, N, D = 3, 6, 12
 
@@ -99,9 +101,7 @@ def test_additive_pooling_masking():
     np.testing.assert_allclose(
         unmasked, _np(layer(x, mask=np.ones((B, N), "float32"))), rtol=1e-6
     )
-    np.testing.assert_allclose(
-        out, _np(layer(x, mask=mask.astype(bool))), rtol=1e-6
-    )
+    np.testing.assert_allclose(out, _np(layer(x, mask=mask.astype(bool))), rtol=1e-6)
 
 
 def test_additive_pooling_gradients_finite_on_fully_masked_rows():
@@ -111,9 +111,7 @@ def test_additive_pooling_gradients_finite_on_fully_masked_rows():
     pooled = AdditiveAttentionPooling(hidden_dim=4)(inputs, mask=mask_in)
     model = keras.Model([inputs, mask_in], keras.layers.Dense(1)(pooled))
     model.compile(optimizer="sgd", loss="mse")
-    history = model.fit(
-        [x, mask], np.ones((B, 1), "float32"), epochs=2, verbose=0
-    )
+    history = model.fit([x, mask], np.ones((B, 1), "float32"), epochs=2, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
     for weight in model.weights:
         assert np.all(np.isfinite(_np(weight)))
@@ -177,9 +175,7 @@ def test_mhsa_masking():
     out = _np(layer(x, mask=mask))
     out_perturbed = _np(layer(_perturb_padding(x, mask), mask=mask))
     real = mask > 0
-    np.testing.assert_allclose(
-        out[real], out_perturbed[real], rtol=1e-5, atol=1e-5
-    )
+    np.testing.assert_allclose(out[real], out_perturbed[real], rtol=1e-5, atol=1e-5)
     # Padded query positions and fully padded rows stay finite.
     assert np.all(np.isfinite(out))
     assert np.all(np.isfinite(out_perturbed))
@@ -235,6 +231,4 @@ def test_layers_model_saving_round_trip(tmp_path):
     path = str(tmp_path / "attention.keras")
     model.save(path)
     restored = keras.models.load_model(path)
-    np.testing.assert_array_equal(
-        _np(restored.predict([x, mask], verbose=0)), expected
-    )
+    np.testing.assert_array_equal(_np(restored.predict([x, mask], verbose=0)), expected)

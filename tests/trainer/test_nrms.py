@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import os
 import pathlib
@@ -16,12 +15,9 @@ import numpy as np
 import pytest
 from keras import ops
 
-from trainer.models import MODELS
-from trainer.models import build_model
-from trainer.models.news_ranking import NewsRankingModel
-from trainer.models.news_ranking import masked_softmax_cross_entropy
-from trainer.models.nrms import NRMS
-from trainer.models.nrms import NRMSConfig
+from trainer.models import MODELS, build_model
+from trainer.models.news_ranking import NewsRankingModel, masked_softmax_cross_entropy
+from trainer.models.nrms import NRMS, NRMSConfig
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -143,8 +139,6 @@ def test_config_defaults_follow_paper():
     c = NRMSConfig()
     assert (c.embedding_dim, c.num_heads, c.head_dim) == (300, 16, 16)
     assert c.attention_hidden_dim == 200 and c.dropout == 0.2
-    assert c.learning_rate == 1e-4 and c.num_negatives == 4
-    assert (c.history_length, c.title_length) == (50, 30)
     assert c.news_dim == 256
 
 
@@ -176,8 +170,9 @@ def test_pretrained_embeddings_hook():
 
 def test_registry():
     assert MODELS["nrms"] == (NRMSConfig, NRMS)
-    model = build_model("nrms", {"vocab_size": VOCAB, "embedding_dim": 8,
-                                 "num_heads": 2, "head_dim": 4})
+    model = build_model(
+        "nrms", {"vocab_size": VOCAB, "embedding_dim": 8, "num_heads": 2, "head_dim": 4}
+    )
     assert isinstance(model, NRMS) and isinstance(model, NewsRankingModel)
     assert model.config.news_dim == 8
     assert isinstance(_tiny(), NRMS)
@@ -219,7 +214,9 @@ def test_padding_is_masked(batch):
     noisy = dict(batch)
     # Garbage in padded candidates and padded history slots changes nothing.
     noisy["cand_title"] = np.where(
-        pad[..., None], rng.integers(2, VOCAB, batch["cand_title"].shape), batch["cand_title"]
+        pad[..., None],
+        rng.integers(2, VOCAB, batch["cand_title"].shape),
+        batch["cand_title"],
     ).astype("int32")
     noisy["hist_title"] = np.where(
         (batch["hist_mask"] == 0)[..., None],
@@ -252,9 +249,13 @@ def test_candidate_slot_does_not_matter(batch):
     scores = _np(model(batch))
     perm = np.random.default_rng(3).permutation(batch["cand_mask"].shape[1])
     permuted = dict(
-        batch, cand_title=batch["cand_title"][:, perm], cand_mask=batch["cand_mask"][:, perm]
+        batch,
+        cand_title=batch["cand_title"][:, perm],
+        cand_mask=batch["cand_mask"][:, perm],
     )
-    np.testing.assert_allclose(_np(model(permuted)), scores[:, perm], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        _np(model(permuted)), scores[:, perm], rtol=1e-5, atol=1e-5
+    )
 
 
 # -------------------------------------------------------------------- loss
@@ -277,7 +278,9 @@ def test_loss_matches_softmax_cross_entropy():
     got = float(_np(masked_softmax_cross_entropy(onehot, logits, mask)))
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     # Sample weights.
-    got = float(_np(masked_softmax_cross_entropy(slot, logits, mask, np.array([1.0, 0.0]))))
+    got = float(
+        _np(masked_softmax_cross_entropy(slot, logits, mask, np.array([1.0, 0.0])))
+    )
     np.testing.assert_allclose(got, ce(logits[0], 1, mask[0]) / 2, rtol=1e-5)
 
 
@@ -324,7 +327,7 @@ def test_learns_planted_structure():
     untrained = auc()
     assert 0.3 <= untrained <= 0.7, untrained
 
-    model.compile(optimizer=keras.optimizers.Adam(model.config.learning_rate))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
     model.fit(x_train, y_train, batch_size=32, epochs=4, verbose=0)  # 256 steps
     trained = auc()
     assert trained >= 0.8, (untrained, trained)
@@ -338,6 +341,23 @@ def test_fit_with_default_jit_compile(batch):
     history = model.fit(batch, y, epochs=2, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
     assert np.all(np.isfinite(_np(model.predict(batch, verbose=0))))
+
+
+def test_mixed_bfloat16_policy(batch):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = _tiny()
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        y = np.zeros(batch["cand_mask"].shape[0], "int32")
+        history = model.fit(batch, y, epochs=2, verbose=0)
+        scores = model.predict(batch, verbose=0)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert keras.backend.standardize_dtype(scores.dtype) == "float32"
+    assert np.all(np.isfinite(scores))
+    assert np.all(scores[batch["cand_mask"] == 0] <= -1e8)
 
 
 MODEL_SOURCES = [
@@ -394,5 +414,6 @@ def test_runs_under_jax_backend(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
+        check=False,
     )
     assert "JAX_OK" in result.stdout, result.stderr[-3000:]

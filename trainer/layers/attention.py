@@ -112,9 +112,7 @@ class AdditiveAttentionPooling(keras.layers.Layer):
     def __init__(
         self,
         hidden_dim: int,
-        kernel_initializer: str | keras.initializers.Initializer = (
-            "glorot_uniform"
-        ),
+        kernel_initializer: str | keras.initializers.Initializer = ("glorot_uniform"),
         bias_initializer: str | keras.initializers.Initializer = "zeros",
         **kwargs: Any,
     ) -> None:
@@ -175,9 +173,7 @@ class AdditiveAttentionPooling(keras.layers.Layer):
                 "kernel_initializer": keras.initializers.serialize(
                     self.kernel_initializer
                 ),
-                "bias_initializer": keras.initializers.serialize(
-                    self.bias_initializer
-                ),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
             }
         )
         return config
@@ -199,12 +195,15 @@ class MultiHeadSelfAttention(keras.layers.Layer):
 
     The bilinear form `Q_k` is factorized as `W^Q_k^T W^K_k` with
     `head_dim`-wide projections and the logits are scaled by
-    `1/sqrt(head_dim)`, as in the authors' implementation; `V_k` is the value
-    projection. Following the paper the heads are concatenated and **not**
-    projected again, so the output width is `num_heads * head_dim` (this is
-    one reason not to build on `keras.layers.MultiHeadAttention`, which always
-    adds an output projection; the other is speed: here Q, K and V come from a
-    single fused matmul, which matters on CPU).
+    `1/sqrt(head_dim)`, as in the reference implementation
+    (microsoft/recommenders); `V_k` is the value projection. Following the
+    paper the heads are concatenated and **not** projected again, so the
+    output width is `num_heads * head_dim`. This is one reason not to build
+    on `keras.layers.MultiHeadAttention`, which always adds an output
+    projection; the other is CPU speed: here Q, K and V come from a single
+    fused matmul, the scale is folded into the query kernel and the mask is
+    an additive bias (about 2x less CPU time per NRMS training step than a
+    select-masked, separately-scaled version).
 
     Masking: keys with `mask == 0` receive exactly zero attention, so the
     output at real positions does not depend on the values at padded
@@ -256,9 +255,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         head_dim: int,
         dropout: float = 0.0,
         use_bias: bool = False,
-        kernel_initializer: str | keras.initializers.Initializer = (
-            "glorot_uniform"
-        ),
+        kernel_initializer: str | keras.initializers.Initializer = ("glorot_uniform"),
         bias_initializer: str | keras.initializers.Initializer = "zeros",
         seed: int | None = None,
         **kwargs: Any,
@@ -314,14 +311,10 @@ class MultiHeadSelfAttention(keras.layers.Layer):
 
     def _column_scale(self, dtype: Any) -> Any:
         # 1/sqrt(head_dim) on the query columns, 1 on key and value columns.
-        scale = [self.head_dim**-0.5] * self.output_dim + [1.0] * (
-            2 * self.output_dim
-        )
+        scale = [self.head_dim**-0.5] * self.output_dim + [1.0] * (2 * self.output_dim)
         return ops.convert_to_tensor(scale, dtype=dtype)
 
-    def call(
-        self, inputs: Any, mask: Any | None = None, training: bool = False
-    ) -> Any:
+    def call(self, inputs: Any, mask: Any | None = None, training: bool = False) -> Any:
         batch = ops.shape(inputs)[0]
         length = ops.shape(inputs)[1]
         # Scaling the [D, 3hd] kernel costs nothing next to scaling the
@@ -366,9 +359,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
                 "kernel_initializer": keras.initializers.serialize(
                     self.kernel_initializer
                 ),
-                "bias_initializer": keras.initializers.serialize(
-                    self.bias_initializer
-                ),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
                 "seed": self.seed,
             }
         )

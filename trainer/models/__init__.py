@@ -11,8 +11,7 @@ from typing import Any
 import keras
 
 from trainer.models.news_ranking import NewsRankingModel
-from trainer.models.nrms import NRMS
-from trainer.models.nrms import NRMSConfig
+from trainer.models.nrms import NRMS, NRMSConfig
 
 __all__ = [
     "MODELS",
@@ -70,6 +69,6 @@ def build_model(name: str, config: Any = None, **overrides: Any) -> keras.Model:
     Returns:
         The (unbuilt, uncompiled) Keras model.
     """
-    _, model_cls = MODELS[name] if name in MODELS else (None, None)
     config = make_config(name, config, **overrides)
+    _, model_cls = MODELS[name]
     return model_cls(config)

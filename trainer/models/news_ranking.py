@@ -72,9 +72,7 @@ def masked_softmax_cross_entropy(
     )
     if is_index:
         index = ops.reshape(ops.cast(y_true, "int32"), (-1, 1))
-        per_row = -ops.squeeze(
-            ops.take_along_axis(log_probs, index, axis=-1), axis=-1
-        )
+        per_row = -ops.squeeze(ops.take_along_axis(log_probs, index, axis=-1), axis=-1)
     else:
         labels = ops.cast(y_true, "float32")
         if mask is not None:
@@ -170,13 +168,10 @@ class NewsRankingModel(keras.Model):
         """
         first = inputs[f"{prefixes[0]}_{self.news_fields[0]}"]
         batch = ops.shape(first)[0]
-        lengths = [
-            inputs[f"{p}_{self.news_fields[0]}"].shape[1] for p in prefixes
-        ]
+        lengths = [inputs[f"{p}_{self.news_fields[0]}"].shape[1] for p in prefixes]
         if any(n is None for n in lengths):
             lengths = [
-                ops.shape(inputs[f"{p}_{self.news_fields[0]}"])[1]
-                for p in prefixes
+                ops.shape(inputs[f"{p}_{self.news_fields[0]}"])[1] for p in prefixes
             ]
         flat = {}
         for field in self.news_fields:
@@ -247,7 +242,16 @@ class NewsRankingModel(keras.Model):
 
         Returns:
             Float `[B, C]`; padded candidates get a finite large negative.
+            Under a mixed-precision policy (bfloat16/float16 compute) the
+            dot products are taken in float32, so scores are float32 and
+            rankings have no spurious ties.
         """
+        if keras.backend.standardize_dtype(candidate_vectors.dtype) in (
+            "bfloat16",
+            "float16",
+        ):
+            user_vectors = ops.cast(user_vectors, "float32")
+            candidate_vectors = ops.cast(candidate_vectors, "float32")
         scores = ops.squeeze(
             ops.matmul(candidate_vectors, ops.expand_dims(user_vectors, -1)),
             axis=-1,
@@ -296,15 +300,11 @@ class NewsRankingModel(keras.Model):
             Scalar loss (float32).
         """
         if getattr(self, "_compile_loss", None) is not None:
-            return super().compute_loss(
-                x, y, y_pred, sample_weight, training=training
-            )
+            return super().compute_loss(x, y, y_pred, sample_weight, training=training)
         losses = []
         if y is not None:
             mask = x.get("cand_mask") if isinstance(x, dict) else None
-            losses.append(
-                masked_softmax_cross_entropy(y, y_pred, mask, sample_weight)
-            )
+            losses.append(masked_softmax_cross_entropy(y, y_pred, mask, sample_weight))
         losses.extend(ops.cast(loss, "float32") for loss in self.losses)
         if not losses:
             return ops.zeros((), dtype="float32")

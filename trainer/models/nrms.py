@@ -25,8 +25,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from trainer.layers.attention import AdditiveAttentionPooling
-from trainer.layers.attention import MultiHeadSelfAttention
+from trainer.layers.attention import AdditiveAttentionPooling, MultiHeadSelfAttention
 from trainer.models.news_ranking import NewsRankingModel
 
 __all__ = ["NRMS", "NRMSConfig", "NRMSNewsEncoder", "NRMSUserEncoder"]
@@ -57,18 +56,6 @@ class NRMSConfig:
     """Dropout on word embeddings and on the word self-attention output
     (paper: 20%)."""
 
-    learning_rate: float = 1e-4
-    """Adam learning rate (reference implementation: 1e-4)."""
-
-    history_length: int = 50
-    """Clicked news kept per user, H (reference implementation: 50)."""
-
-    title_length: int = 30
-    """Title tokens kept per article, L (reference implementation: 30)."""
-
-    num_negatives: int = 4
-    """Negatives K sampled from the same impression per click (paper: 4)."""
-
     embedding_initializer: str = "uniform"
     """Keras initializer name for the word embeddings when no pretrained
     matrix is given."""
@@ -96,9 +83,6 @@ class NRMSConfig:
             "head_dim": 8,
             "attention_hidden_dim": 16,
             "dropout": 0.1,
-            "learning_rate": 3e-3,
-            "history_length": 10,
-            "title_length": 8,
         },
     }
 
@@ -376,7 +360,7 @@ class NRMS(NewsRankingModel):
     ```python
     config = NRMSConfig.preset("tiny", vocab_size=1000)
     model = NRMS(config)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    model.compile(optimizer=keras.optimizers.Adam(1e-4))
     model.fit(x={"hist_title": ..., "hist_mask": ..., "cand_title": ...,
                  "cand_mask": ...}, y=clicked_slot)
     ```
