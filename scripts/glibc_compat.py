@@ -12,6 +12,11 @@ For each extension module this script:
 
 It does nothing on hosts that already provide the versions (the check runs first), and it
 is idempotent: a patched module has no missing needs left and is skipped.
+
+Modules are patched on a private copy that then replaces the installed file: installers
+hard-link files from their cache, and patching in place would corrupt the cached wheel for
+every later environment. A module that already names the shim (for instance one taken from
+such a corrupted cache) gets the shim built beside it.
 """
 
 from __future__ import annotations
@@ -127,23 +132,37 @@ def _build_shim(dest_dir: pathlib.Path) -> pathlib.Path:
     return shim
 
 
+def _needs_shim(path: pathlib.Path) -> bool:
+    """Whether the module lists the shim among its DT_NEEDED libraries."""
+    dump = subprocess.run(["objdump", "-p", str(path)], capture_output=True, text=True, check=True)
+    return any(line.split()[-1:] == [SHIM_NAME] for line in dump.stdout.splitlines() if "NEEDED" in line)
+
+
 def patch_module(path: pathlib.Path, host: set[str], patchelf: str) -> bool:
-    """Patch one extension module in place; returns False when it needed nothing."""
+    """Patch one extension module; returns False when it needed nothing."""
     missing = _missing_needs(path, host)
     if not missing:
+        if _needs_shim(path) and not (path.parent / SHIM_NAME).exists():
+            print(f"  {path.name} was patched before: building its shim library")
+            _build_shim(path.parent)
+            return True
         return False
     versions = {name for _, name, _ in missing}
     print(f"  patching {path.name}: host lacks {', '.join(sorted(versions))}")
-    for sym in _undefined_symbols_with_versions(path, versions):
-        subprocess.run([patchelf, "--clear-symbol-version", sym, str(path)], check=True)
-    data = bytearray(path.read_bytes())  # patchelf rewrote the file: re-read the offsets
+    work = path.with_name(path.name + ".patching")
+    shutil.copyfile(path, work)  # a new inode: the installer's cache keeps the original
+    for sym in _undefined_symbols_with_versions(work, versions):
+        subprocess.run([patchelf, "--clear-symbol-version", sym, str(work)], check=True)
+    data = bytearray(work.read_bytes())  # patchelf rewrote the file: re-read the offsets
     for aux_off, name, flags in _version_needs(bytes(data)):
         if name in versions:
             struct.pack_into("<H", data, aux_off + 4, flags | VER_FLG_WEAK)
-    path.write_bytes(bytes(data))
+    work.write_bytes(bytes(data))
     _build_shim(path.parent)
-    subprocess.run([patchelf, "--add-needed", SHIM_NAME, str(path)], check=True)
-    subprocess.run([patchelf, "--add-rpath", "$ORIGIN", str(path)], check=True)
+    subprocess.run([patchelf, "--add-needed", SHIM_NAME, str(work)], check=True)
+    subprocess.run([patchelf, "--add-rpath", "$ORIGIN", str(work)], check=True)
+    shutil.copymode(path, work)
+    work.replace(path)
     return True
 
 

