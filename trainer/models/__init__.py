@@ -10,10 +10,16 @@ from typing import Any
 
 import keras
 
+from trainer.models.fum import FUM, FUMConfig, FUMNoCoarseConfig, FUMNoFineConfig
+from trainer.models.lstur import LSTUR, LSTURConfig
 from trainer.models.news_ranking import NewsRankingModel
 from trainer.models.nrms import NRMS, NRMSConfig
 
 __all__ = [
+    "FUM",
+    "FUMConfig",
+    "LSTUR",
+    "LSTURConfig",
     "MODELS",
     "NRMS",
     "NRMSConfig",
@@ -24,6 +30,11 @@ __all__ = [
 
 MODELS: dict[str, tuple[type, type[keras.Model]]] = {
     "nrms": (NRMSConfig, NRMS),
+    "lstur": (LSTURConfig, LSTUR),
+    "fum": (FUMConfig, FUM),
+    # The paper's ablations (FUM Section 4.3), gated and pushed under their own names.
+    "fum_no_fine": (FUMNoFineConfig, FUM),
+    "fum_no_coarse": (FUMNoCoarseConfig, FUM),
 }
 
 

@@ -1,0 +1,194 @@
+"""Fastformer: additive attention in linear time, with a padding mask.
+
+FUM (Qi et al., 2022) models a user's clicked news as one long document (50
+clicks x 32 tokens = 1,600 tokens); quadratic self-attention over it is what
+makes fine-grained user modeling slow, and Fastformer's additive attention is
+the paper's answer. The official FUM code feeds the 1,600 tokens to Fastformer
+without a mask, so padded clicks and padded title slots take part in the global
+query and key; here padding gets exactly zero weight.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from trainer.layers.attention import masked_softmax
+
+__all__ = ["Fastformer"]
+
+
+@keras.saving.register_keras_serializable(package="usermodel")
+class Fastformer(keras.layers.Layer):
+    """Multi-head Fastformer attention (Wu et al., 2021, Section 3.2).
+
+    For inputs `x_1 .. x_N` and each head (width `d`, vectors split per head):
+
+    ```
+    q_i = W_q x_i,  k_i = W_k x_i,  v_i = W_v x_i             # eq. 1 (Q, K, V)
+    alpha_i = softmax_i(w_q^T q_i / sqrt(d))                  # eq. 3
+    q       = sum_i alpha_i q_i               (global query)  # eq. 4
+    p_i     = q * k_i                 (query-key interaction) # eq. 5
+    beta_i  = softmax_i(w_k^T p_i / sqrt(d))                  # eq. 6
+    k       = sum_i beta_i p_i                  (global key)  # eq. 7
+    u_i     = k * v_i                 (key-value interaction) # eq. 8
+    r_i     = W_o u_i + q_i           (value transform, residual query)
+    ```
+
+    `*` is the element-wise product; each head has its own `w_q`, `w_k`
+    (`[d]`). The cost is `O(N)` in the sequence length, against `O(N^2)` for
+    self-attention.
+
+    Masking: positions with `mask == 0` get `alpha_i = beta_i = 0`, so the
+    outputs at real positions do not depend on padded inputs. Outputs at
+    padded positions are finite and meaningless (downstream pooling must mask
+    them). A row without a real position has zero global query and key.
+
+    Args:
+        num_heads: int. Number of heads (FUM's official setting: 3).
+        head_dim: int. Width of each head (FUM's official setting: 40); the
+            output is `num_heads * head_dim` wide.
+        use_bias: bool. Whether the projections have biases.
+        kernel_initializer: initializer of all kernels.
+        bias_initializer: initializer of the biases.
+        **kwargs: passed to `keras.layers.Layer`.
+
+    Call arguments:
+        inputs: float tensor `[B, N, D]`.
+        mask: optional `[B, N]`, nonzero / True for real positions.
+
+    Returns:
+        A tensor `[B, N, num_heads * head_dim]`.
+
+    Example:
+
+    ```python
+    layer = Fastformer(num_heads=3, head_dim=40)
+    x = np.random.normal(size=(2, 1600, 300)).astype("float32")
+    mask = np.arange(1600)[None] < np.array([[1600], [320]])
+    y = layer(x, mask=mask)  # [2, 1600, 120]
+    ```
+
+    References:
+        - [Wu, Wu, Qi, Huang and Xie, 2021. Fastformer: Additive Attention
+          Can Be All You Need](https://arxiv.org/abs/2108.09084), Section 3.2,
+          eqs. (1)-(8).
+        - [Qi, Wu, Wu and Huang, 2022. FUM: Fine-grained and Fast User
+          Modeling for News Recommendation, SIGIR](
+          https://arxiv.org/abs/2204.04727), Section 3 (Fastformer as the
+          fine-grained user model).
+    """
+
+    def __init__(
+        self,
+        num_heads: int,
+        head_dim: int,
+        use_bias: bool = True,
+        kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+        bias_initializer: str | keras.initializers.Initializer = "zeros",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if num_heads <= 0 or head_dim <= 0:
+            raise ValueError(
+                "num_heads and head_dim must be positive, got "
+                f"{num_heads} and {head_dim}."
+            )
+        self.num_heads = int(num_heads)
+        self.head_dim = int(head_dim)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.supports_masking = True
+
+    @property
+    def output_dim(self) -> int:
+        """Width of the output, `num_heads * head_dim`."""
+        return self.num_heads * self.head_dim
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        dim = input_shape[-1]
+        if dim is None:
+            raise ValueError("The last input dimension must be known.")
+        width = self.output_dim
+        # W_q, W_k, W_v fused into one [D, 3 * h * d] kernel: one matmul over
+        # the long sequence instead of three.
+        self.qkv_kernel = self.add_weight(
+            name="qkv_kernel", shape=(dim, 3 * width), initializer=self.kernel_initializer
+        )
+        self.qkv_bias = (
+            self.add_weight(
+                name="qkv_bias", shape=(3 * width,), initializer=self.bias_initializer
+            )
+            if self.use_bias
+            else None
+        )
+        # Per-head additive-attention vectors w_q and w_k (eqs. 3 and 6).
+        self.query_attention = self.add_weight(
+            name="query_attention",
+            shape=(self.num_heads, self.head_dim),
+            initializer=self.kernel_initializer,
+        )
+        self.key_attention = self.add_weight(
+            name="key_attention",
+            shape=(self.num_heads, self.head_dim),
+            initializer=self.kernel_initializer,
+        )
+        self.output_kernel = self.add_weight(
+            name="output_kernel", shape=(width, width), initializer=self.kernel_initializer
+        )
+        self.output_bias = (
+            self.add_weight(
+                name="output_bias", shape=(width,), initializer=self.bias_initializer
+            )
+            if self.use_bias
+            else None
+        )
+        self.built = True
+
+    def _pool(self, values: Any, attention: Any, mask: Any | None) -> Any:
+        """Per-head additive pooling: `[B, N, h, d]` -> `[B, 1, h, d]`."""
+        scale = self.head_dim**-0.5
+        logits = ops.sum(values * ops.cast(attention, values.dtype), axis=-1) * scale
+        weights = masked_softmax(
+            logits, None if mask is None else mask[:, :, None], axis=1
+        )  # [B, N, h]
+        return ops.sum(values * weights[..., None], axis=1, keepdims=True)
+
+    def call(self, inputs: Any, mask: Any | None = None) -> Any:
+        batch, length = ops.shape(inputs)[0], ops.shape(inputs)[1]
+        qkv = ops.matmul(inputs, ops.cast(self.qkv_kernel, inputs.dtype))
+        if self.qkv_bias is not None:
+            qkv = qkv + ops.cast(self.qkv_bias, inputs.dtype)
+        qkv = ops.reshape(qkv, (batch, length, 3, self.num_heads, self.head_dim))
+        query, key, value = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # [B, N, h, d]
+        global_query = self._pool(query, self.query_attention, mask)  # eqs. 3-4
+        interaction = global_query * key  # eq. 5
+        global_key = self._pool(interaction, self.key_attention, mask)  # eqs. 6-7
+        mixed = ops.reshape(global_key * value, (batch, length, self.output_dim))  # eq. 8
+        outputs = ops.matmul(mixed, ops.cast(self.output_kernel, inputs.dtype))
+        if self.output_bias is not None:
+            outputs = outputs + ops.cast(self.output_bias, inputs.dtype)
+        return outputs + ops.reshape(query, (batch, length, self.output_dim))
+
+    def compute_output_shape(
+        self, input_shape: tuple[int | None, ...]
+    ) -> tuple[int | None, ...]:
+        return tuple(input_shape[:-1]) + (self.output_dim,)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "head_dim": self.head_dim,
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            }
+        )
+        return config
