@@ -12,13 +12,16 @@ splits (docs/architecture.md explains why):
 
 Malformed rows and history/candidate ids missing from news.tsv are counted, never fatal, and
 written as ``ingest_report.json`` / ``.md`` next to the splits.
+
+The readers work on local files (they stay TensorFlow-free, for `usermodel data inspect`); an
+input given as a URI (``gs://…`` on Kubeflow) is first copied to local scratch space.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
+import tempfile
 from typing import Any, Iterator
 
 import apache_beam as beam
@@ -110,7 +113,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     """Parses MIND files and writes the train/eval/news splits plus an ingest report."""
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        files = mind.find_mind_files(exec_properties["input_base"])
+        source = exec_properties["input_base"]
+        with tempfile.TemporaryDirectory(prefix="mind-input-") as scratch:
+            self._ingest(_localize(source, scratch), source, output_dict)
+
+    def _ingest(self, input_base: str, source: str, output_dict) -> None:
+        files = mind.find_mind_files(input_base)
         examples = prepare_examples(output_dict, SPLITS)
         report = report_lib.IngestReport()
         articles = mind.read_news_table([files.news], report)  # small: ~130k rows for MIND-large
@@ -162,13 +170,28 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 | "WriteBad" >> beam.io.WriteToText(bad_path, shard_name_template="")
             )
         tf.io.gfile.rmtree(staging)
-        _finish_report(report, [counts_path, boundary_path], bad_path, examples)
+        _merge_counts(report, [counts_path, boundary_path], bad_path)
+        if input_base != source:
+            report.relabel(input_base, source)
+        write_report(report, examples)
         if files.entity_embedding is not None:
-            shutil.copy(str(files.entity_embedding), os.path.join(examples.uri, "entity_embedding.vec"))
+            tf.io.gfile.copy(str(files.entity_embedding), os.path.join(examples.uri, "entity_embedding.vec"), True)
 
 
-def _finish_report(report, count_paths: list[str], bad_path: str, examples) -> None:
-    """Merges the pipeline's counters into the report and writes it beside the splits."""
+def _localize(input_base: str, scratch: str) -> str:
+    """A local directory with the MIND files: `input_base` itself, or a copy of a URI's files."""
+    if "://" not in input_base:
+        return input_base
+    if not tf.io.gfile.isdir(input_base):
+        raise report_lib.DatasetError(f"MIND directory {input_base} does not exist")
+    for name in tf.io.gfile.listdir(input_base):
+        if name.endswith((".tsv", ".vec")):
+            tf.io.gfile.copy(os.path.join(input_base, name), os.path.join(scratch, name), overwrite=True)
+    return scratch
+
+
+def _merge_counts(report, count_paths: list[str], bad_path: str) -> None:
+    """Merges the counters and bad rows the pipeline wrote into the report (and removes them)."""
     for counts_path in count_paths:
         if tf.io.gfile.exists(counts_path):
             for key, value in json.loads(io_utils.read_string_file(counts_path) or "{}").items():
@@ -178,7 +201,6 @@ def _finish_report(report, count_paths: list[str], bad_path: str, examples) -> N
         for path, lineno, reason in json.loads(io_utils.read_string_file(bad_path) or "[]"):
             report.malformed(path, lineno, reason)
         tf.io.gfile.remove(bad_path)
-    write_report(report, examples)
 
 
 class MindExampleGenSpec(component_spec.ComponentSpec):

@@ -100,6 +100,12 @@ class IngestReport:
         room = MAX_EXAMPLES - len(self.examples)
         self.examples.extend(other.examples[: max(room, 0)])
 
+    def relabel(self, local_dir: str, source: str) -> None:
+        """Names files by where they came from (`source`) instead of a local copy's directory."""
+        rename = lambda text: text.replace(local_dir.rstrip("/"), source.rstrip("/"), 1)  # noqa: E731
+        self.files = {rename(path): stats for path, stats in self.files.items()}
+        self.examples = [rename(example) for example in self.examples]
+
     @property
     def total_malformed(self) -> int:
         """Rows skipped over all files."""

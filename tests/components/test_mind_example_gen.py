@@ -103,3 +103,18 @@ def test_real_mind_sample_ingests_with_a_report(tmp_path):
     assert len(_read(examples, "news")) == 2000
     assert report["counters"]["history ids missing from news.tsv"] == 153_641
     assert sum(f["malformed"] for f in report["files"].values()) == 0
+
+
+def test_uri_input_is_read_and_reported_under_its_uri(tmp_path):
+    """Kubeflow passes gs://… paths; TensorFlow's ram:// filesystem stands in for one here."""
+    source = "ram://mind-input"
+    tf.io.gfile.makedirs(source)
+    with tf.io.gfile.GFile(f"{source}/news.tsv", "w") as f:
+        f.write("\n".join(NEWS) + "\n")
+    with tf.io.gfile.GFile(f"{source}/behaviors.tsv", "w") as f:
+        f.write("\n".join(BEHAVIORS) + "\n")
+    examples = _run(source, tmp_path)
+    assert len(_read(examples, "train")) == 2 and len(_read(examples, "eval")) == 2
+    report = load_report(examples)
+    assert set(report["files"]) == {f"{source}/news.tsv", f"{source}/behaviors.tsv"}
+    assert any(e.startswith(f"{source}/behaviors.tsv:4:") for e in report["examples"])
