@@ -10,6 +10,9 @@
     usermodel data generate mind|movielens --out DIR [--preset tiny|demo] [--seed N]
     usermodel data download mind-small|mind-large|ml-1m|ml-latest-small [--out DIR]
     usermodel data inspect mind|movielens|taobao DIR
+    usermodel serve --model-base-path DIR [--port N] [--rest-port N] [--model-config-file FILE]
+    usermodel query [--target HOST:PORT] [--model NAME] score|encode-news|encode-user|tags|pctr|status ...
+    usermodel bench serve (--model-base-path DIR | --target HOST:PORT) [--concurrency N ...] [--mix SIG=W,...]
 
 User mistakes (a missing file, a bad config field, an unreachable download) print one line
 naming the file or field and exit with status 2; they never show a stack trace.
@@ -26,6 +29,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 
 from components.errors import UserError
+from serving import commands as serving_commands
 
 
 @contextlib.contextmanager
@@ -199,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("dir")
     ins.add_argument("--json", help="also write the report as JSON here")
     ins.set_defaults(fn=_data_inspect)
+
+    serving_commands.add_serve_parser(sub)
+    serving_commands.add_query_parser(sub)
+    bench = sub.add_parser("bench", help="benchmarks; record results with their command in docs/benchmarks.md")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    serving_commands.add_bench_serve_parser(bench_sub)
     return parser
 
 

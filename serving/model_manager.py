@@ -159,7 +159,8 @@ class ManagerConfig:
         ``--file_system_poll_wait_seconds``, default 1 s there as here).
     unload_grace_s: how long an old version may keep finishing in-flight requests.
     policies: per-model version policy; models not named get the default (latest 1).
-    models: serve only these models (None: every model directory under base_path).
+    model_dirs: serve exactly these models from these directories (a TF Serving model config's
+        ``name``/``base_path``); None: every model directory under base_path.
     warm_up: run each signature once after loading, before switching to it.
     """
 
@@ -167,7 +168,7 @@ class ManagerConfig:
     poll_interval_s: float = 1.0
     unload_grace_s: float = 30.0
     policies: dict[str, VersionPolicy] = dataclasses.field(default_factory=dict)
-    models: tuple[str, ...] | None = None
+    model_dirs: dict[str, str] | None = None
     warm_up: bool = True
 
 
@@ -202,14 +203,14 @@ class ModelManager:
 
     # ------------------------------------------------------------------ discovery
     def _model_names(self) -> list[str]:
-        if self.config.models is not None:
-            return list(self.config.models)
+        if self.config.model_dirs is not None:
+            return sorted(self.config.model_dirs)
         root = self.config.base_path
         return sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
 
     def _versions_on_disk(self, model: str) -> dict[int, str]:
         """Numeric version directories that hold a SavedModel (TF Serving ignores the rest)."""
-        root = os.path.join(self.config.base_path, model)
+        root = (self.config.model_dirs or {}).get(model) or os.path.join(self.config.base_path, model)
         if not os.path.isdir(root):
             return {}
         found = {}
