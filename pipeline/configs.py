@@ -95,18 +95,28 @@ class PipelineConfig:
         return dataclasses.asdict(self)
 
 
+# FUM at the demo scale (news and user vectors 128-d, as NRMS's 8 x 16); its ablations share it.
+_DEMO_FUM = {"embedding_dim": 64, "num_heads": 8, "head_dim": 16, "attention_hidden_dim": 64,
+             "category_dim": 32, "news_dim": 128, "fine_num_heads": 2, "fine_head_dim": 16,
+             "fine_news_dim": 32, "fine_dim": 32}
+
 PRESETS: dict[str, dict[str, Any]] = {
     # The README's default run: minutes on a 2-core CPU, clearly above chance.
     "demo": {"synthetic_preset": "demo", "train_steps": 600,
              "training": {"learning_rate": 1e-3},
              "transform": {"history_length": 30, "title_length": 16, "abstract_length": 16},
              "model_configs": {"nrms": {"embedding_dim": 64, "num_heads": 8, "head_dim": 16,
-                                        "attention_hidden_dim": 64}}},
+                                        "attention_hidden_dim": 64},
+                               "lstur": {"embedding_dim": 64, "num_filters": 96, "category_dim": 16,
+                                         "attention_hidden_dim": 64},
+                               "fum": _DEMO_FUM, "fum_no_fine": _DEMO_FUM, "fum_no_coarse": _DEMO_FUM}},
     # Unit/e2e tests: seconds per component.
     "tiny": {"synthetic_preset": "tiny", "train_steps": 60,
              "training": {"learning_rate": 3e-3, "batch_size": 16},
              "transform": {"history_length": 10, "title_length": 10, "abstract_length": 8},
-             "model_configs": {"nrms": "tiny"}, "gate": {"min_value": {"group_auc": 0.5}}},
+             "model_configs": {"nrms": "tiny", "lstur": "tiny", "fum": "tiny", "fum_no_fine": "tiny",
+                               "fum_no_coarse": "tiny"},
+             "gate": {"min_value": {"group_auc": 0.5}}},
     # The papers' settings (for real MIND on a real machine).
     "paper": {},
 }

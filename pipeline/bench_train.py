@@ -1,0 +1,253 @@
+"""`usermodel bench train`: training and inference speed of the news-ranking models.
+
+FUM's efficiency claim (Qi et al., 2022, the efficiency table of Section 4) is that modeling the
+user's clicked news as one 1,600-token document with Fastformer costs about as much as models
+that only see news-level vectors. This benchmark checks that claim on this machine: every model
+trains on the same synthetic batches at the paper-style setting (batch 32, 50-click histories,
+30-token titles, one click + 4 negatives per sample, 50-d word embeddings as NRMS's reference
+GloVe setup), and reports
+
+* training samples/s: median over timed windows of `steps` optimizer steps, after a warm-up
+  window that absorbs tracing and (with `--jit-compile`) XLA compilation; a sample is one click
+  with its 4 negatives and its history;
+* inference samples/s of the full model (every article encoded) and of serving-style scoring
+  (news vectors cached, only the user encoder runs; 100 candidates per user), each the median
+  over timed windows.
+
+Random inputs, not data, so only speed is meaningful; the inputs change between steps so no
+cache helps. Word vectors are randomly initialized: the speed does not depend on the init.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+
+#: Benchmark variants: registry name and config overrides at the paper-style setting.
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "nrms": ("nrms", {"num_heads": 20, "head_dim": 20}),
+    "lstur": ("lstur", {}),
+    "fum": ("fum", {}),
+    "fum_title": ("fum", {"use_abstract": False}),
+    "fum_no_fine": ("fum_no_fine", {}),
+    "fum_no_coarse": ("fum_no_coarse", {}),
+}
+
+
+@dataclasses.dataclass
+class BenchConfig:
+    """The paper-style setting of the speed benchmark."""
+
+    models: list[str] = dataclasses.field(default_factory=lambda: ["nrms", "lstur", "fum_title", "fum"])
+    """Variants to measure (keys of `VARIANTS`)."""
+    batch_size: int = 32
+    """Samples per step (the papers: 32)."""
+    history_length: int = 50
+    """Clicks per history (the papers: 50)."""
+    title_length: int = 30
+    """Title tokens (NRMS/FUM: 30)."""
+    abstract_length: int = 50
+    """Abstract tokens, for models that read abstracts (FUM's official code: 50)."""
+    negatives: int = 4
+    """Negatives per click."""
+    embedding_dim: int = 50
+    """Word-embedding width (NRMS reference setup: 50-d GloVe)."""
+    vocab_size: int = 30_000
+    """Word vocabulary size."""
+    num_categories: int = 20
+    """Category vocabulary (MIND: 18 + reserved ids)."""
+    num_subcategories: int = 300
+    """Sub-category vocabulary (MIND-small: ~270 + reserved ids)."""
+    num_users: int = 50_000
+    """User vocabulary (MIND-small: 50k users)."""
+    steps: int = 10
+    """Optimizer steps per timed window."""
+    windows: int = 5
+    """Timed windows; the median is reported."""
+    inference_candidates: int = 100
+    """Candidates per user in the serving-style inference measurement."""
+    jit_compile: bool = False
+    """Compile the train/predict steps with XLA."""
+    seed: int = 0
+    """Seeds inputs and initialization."""
+
+
+def _news(rng: np.random.Generator, cfg: BenchConfig, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    def text(length: int) -> np.ndarray:
+        tokens = rng.integers(2, cfg.vocab_size, shape + (length,)).astype("int32")
+        lengths = rng.integers(length // 3, length + 1, shape)
+        return np.where(np.arange(length) < lengths[..., None], tokens, 0).astype("int32")
+
+    return {
+        "title": text(cfg.title_length),
+        "abstract": text(cfg.abstract_length),
+        "category": rng.integers(2, cfg.num_categories, shape).astype("int32"),
+        "subcategory": rng.integers(2, cfg.num_subcategories, shape).astype("int32"),
+    }
+
+
+def synthetic_batch(rng: np.random.Generator, cfg: BenchConfig, fields: tuple[str, ...]) -> tuple[dict, np.ndarray]:
+    """One training batch: histories 60-100 % full, 1 + K candidates, click slot labels."""
+    b, h, c = cfg.batch_size, cfg.history_length, 1 + cfg.negatives
+    hist, cand = _news(rng, cfg, (b, h)), _news(rng, cfg, (b, c))
+    x = {f"hist_{f}": hist[f] for f in fields}
+    x.update({f"cand_{f}": cand[f] for f in fields})
+    filled = rng.integers(int(0.6 * h), h + 1, b)
+    x["hist_mask"] = (np.arange(h) < filled[:, None]).astype("float32")
+    x["cand_mask"] = np.ones((b, c), "float32")
+    x["user_index"] = rng.integers(2, cfg.num_users, b).astype("int32")
+    return x, rng.integers(0, c, b).astype("int32")
+
+
+def build(variant: str, cfg: BenchConfig):
+    """The Keras model of a benchmark variant at the paper-style setting."""
+    from trainer.models import build_model, make_config
+
+    name, overrides = VARIANTS[variant]
+    sizes = {"vocab_size": cfg.vocab_size, "num_categories": cfg.num_categories,
+             "num_subcategories": cfg.num_subcategories, "num_users": cfg.num_users,
+             "embedding_dim": cfg.embedding_dim}
+    declared = {f.name for f in dataclasses.fields(make_config(name))}
+    return build_model(name, None, **{k: v for k, v in {**sizes, **overrides}.items() if k in declared})
+
+
+def _median_rate(timings: list[float], samples: int) -> float:
+    return samples / statistics.median(timings)
+
+
+def measure(variant: str, cfg: BenchConfig) -> dict[str, Any]:
+    """Training and inference samples/s of one variant (medians over `cfg.windows`)."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(cfg.seed)
+    model = build(variant, cfg)
+    fields = tuple(model.news_fields)
+    rng = np.random.default_rng(cfg.seed)
+    pool = [synthetic_batch(rng, cfg, fields) for _ in range(4)]
+    dataset = tf.data.Dataset.from_tensor_slices(
+        tuple(tf.nest.map_structure(lambda *a: np.stack(a), *pool))
+    ).repeat().prefetch(2)
+
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=cfg.jit_compile)
+    train_times: list[float] = []
+
+    class _Clock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch > 0:  # epoch 0 is the warm-up
+                train_times.append(time.perf_counter() - self.start)
+
+    model.fit(dataset, steps_per_epoch=cfg.steps, epochs=cfg.windows + 1, verbose=0, shuffle=False,
+              callbacks=[_Clock()])
+    samples = cfg.steps * cfg.batch_size
+
+    forward = tf.function(lambda x: model(x, training=False), jit_compile=cfg.jit_compile)
+    x0 = {k: tf.constant(v) for k, v in pool[0][0].items()}
+    forward(x0)
+    full = []
+    for _ in range(cfg.windows):
+        start = time.perf_counter()
+        for i in range(cfg.steps):
+            forward({k: tf.constant(v) for k, v in pool[i % len(pool)][0].items()}).numpy()
+        full.append(time.perf_counter() - start)
+
+    cached = _cached_inference(model, cfg, pool, rng)
+    return {
+        "model": variant,
+        "parameters": int(model.count_params()),
+        "train_samples_per_s": _median_rate(train_times, samples),
+        "train_window_s": [round(t, 3) for t in train_times],
+        "full_inference_samples_per_s": _median_rate(full, samples),
+        "cached_inference_users_per_s": cached,
+    }
+
+
+def _cached_inference(model, cfg: BenchConfig, pool, rng: np.random.Generator) -> float:
+    """Users/s of serving-style scoring: cached news vectors, user encoder, 100 candidates."""
+    import tensorflow as tf
+
+    num_news = 10_000
+    width = int(model.encode_news({f: pool[0][0][f"cand_{f}"][:, 0] for f in model.news_fields}).shape[-1])
+    vectors = tf.constant(rng.normal(size=(num_news, width)).astype("float32"))
+
+    @tf.function(jit_compile=cfg.jit_compile)
+    def score(inputs, history, candidates):
+        user = model.user_representation(tf.gather(vectors, history), inputs, training=False)
+        return model.score(user, tf.gather(vectors, candidates))
+
+    calls = []
+    for x, _ in pool:
+        history = rng.integers(2, num_news, x["hist_mask"].shape)
+        candidates = rng.integers(2, num_news, (cfg.batch_size, cfg.inference_candidates))
+        inputs = {k: tf.constant(v) for k, v in x.items() if k.startswith("hist_") or k == "user_index"}
+        calls.append((inputs, tf.constant(history), tf.constant(candidates)))
+    score(*calls[0])
+    timings = []
+    for _ in range(cfg.windows):
+        start = time.perf_counter()
+        for i in range(cfg.steps):
+            score(*calls[i % len(calls)]).numpy()
+        timings.append(time.perf_counter() - start)
+    return _median_rate(timings, cfg.steps * cfg.batch_size)
+
+
+def markdown(results: list[dict[str, Any]], cfg: BenchConfig) -> str:
+    """The results as a Markdown table, with rates relative to the first model."""
+    base = results[0]["train_samples_per_s"]
+    lines = [
+        f"| model | parameters | train samples/s | vs {results[0]['model']} | full inference samples/s "
+        f"| cached scoring users/s ({cfg.inference_candidates} candidates) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['model']} | {r['parameters']:,} | {r['train_samples_per_s']:.1f} | "
+            f"{r['train_samples_per_s'] / base:.0%} | {r['full_inference_samples_per_s']:.1f} | "
+            f"{r['cached_inference_users_per_s']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from components.errors import UserError
+
+    models = [m for arg in args.models for m in arg.split(",") if m]
+    unknown = [m for m in models if m not in VARIANTS]
+    if unknown:
+        raise UserError(f"--models: unknown {unknown}; known: {', '.join(VARIANTS)}")
+    cfg = BenchConfig(models=models, steps=args.steps, windows=args.windows, jit_compile=args.jit_compile,
+                      batch_size=args.batch_size)
+    results = []
+    for variant in cfg.models:
+        result = measure(variant, cfg)
+        print(f"{variant}: {result['train_samples_per_s']:.1f} train samples/s "
+              f"(windows {result['train_window_s']} s)", flush=True)
+        results.append(result)
+    print()
+    print(markdown(results, cfg))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"config": dataclasses.asdict(cfg), "results": results}, f, indent=2)
+    return 0
+
+
+def add_bench_train_parser(bench_sub: argparse._SubParsersAction) -> None:
+    """Adds `usermodel bench train` to the `bench` subcommand group."""
+    parser = bench_sub.add_parser("train", help="training/inference speed of news models at the paper-style setting")
+    parser.add_argument("--models", nargs="+", default=["nrms,lstur,fum_title,fum"],
+                        help=f"comma/space-separated variants: {', '.join(VARIANTS)}")
+    parser.add_argument("--steps", type=int, default=10, help="optimizer steps per timed window")
+    parser.add_argument("--windows", type=int, default=5, help="timed windows (median reported)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--jit-compile", action="store_true", help="compile steps with XLA")
+    parser.add_argument("--json", help="also write the results here")
+    parser.set_defaults(fn=_run)
