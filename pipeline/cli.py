@@ -13,6 +13,7 @@
     usermodel serve --model-base-path DIR [--port N] [--rest-port N] [--model-config-file FILE]
     usermodel query [--target HOST:PORT] [--model NAME] score|encode-news|encode-user|tags|pctr|status ...
     usermodel bench serve (--model-base-path DIR | --target HOST:PORT) [--concurrency N ...] [--mix SIG=W,...]
+    usermodel bench train [--models nrms,lstur,fum_title,fum] [--steps N] [--windows N] [--jit-compile] [--json FILE]
 
 User mistakes (a missing file, a bad config field, an unreachable download) print one line
 naming the file or field and exit with status 2; they never show a stack trace.
@@ -29,6 +30,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 
 from components.errors import UserError
+from pipeline import bench_train
 from serving import commands as serving_commands
 
 
@@ -56,8 +58,10 @@ def _load_config(args: argparse.Namespace, dataset: str | None):
     """Preset, then --config, then the flags shared by `run` and `compile`."""
     from pipeline import configs
 
+    # `--models nrms,lstur,fum` and `--models nrms lstur fum` mean the same.
+    models = [m for arg in args.models for m in arg.split(",") if m] if args.models else None
     overrides = {
-        "dataset": dataset, "data_dir": args.data_dir, "models": args.models,
+        "dataset": dataset, "data_dir": args.data_dir, "models": models,
         "train_steps": args.train_steps, "output_dir": args.output_dir,
     }
     if args.data_dir and not dataset:
@@ -209,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks; record results with their command in docs/benchmarks.md")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     serving_commands.add_bench_serve_parser(bench_sub)
+    bench_train.add_bench_train_parser(bench_sub)
     return parser
 
 
@@ -216,7 +221,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     """The config flags that `run` and `compile` share."""
     parser.add_argument("--preset", default="demo", help="demo (default), tiny or paper")
     parser.add_argument("--config", help="YAML/JSON file with PipelineConfig fields")
-    parser.add_argument("--models", nargs="+", help="models to train, e.g. nrms")
+    parser.add_argument("--models", nargs="+", help="models to train, e.g. nrms,lstur,fum")
     parser.add_argument("--train-steps", type=int)
 
 
