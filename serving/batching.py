@@ -97,7 +97,7 @@ class Batcher:
         with self._cv:
             if self._closed:
                 raise QueueFull("the server is shutting down")
-            if self._rows + rows > self._max_rows:
+            if self._rows and self._rows + rows > self._max_rows:  # an empty queue takes any request
                 raise QueueFull(f"batching queue full ({self._rows} rows waiting, bound {self._max_rows})")
             queue = self._queues.setdefault(key, _Queue(run))
             queue.tasks.append(task)

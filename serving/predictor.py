@@ -76,8 +76,8 @@ class Predictor:
 
     @staticmethod
     def validate(sig: Signature, inputs: dict[str, np.ndarray]) -> int | None:
-        """Checks names, dtypes and shapes; returns the shared batch size, or None if the inputs
-        have no common first dimension (then the request is not batched)."""
+        """Checks names, dtypes, shapes and a common first dimension; returns that batch size, or
+        None when an input is a scalar (then the request is not batched)."""
         expected = ", ".join(f"{k} {spec.dtype.name} {spec.shape}" for k, spec in sorted(sig.inputs.items()))
         for name in inputs:
             if name not in sig.inputs:
@@ -90,10 +90,15 @@ class Predictor:
                 raise InvalidInput(f"input '{name}': expected dtype {spec.dtype.name}, got {value.dtype}")
             if not spec.shape.is_compatible_with(value.shape):
                 raise InvalidInput(f"input '{name}': expected shape {spec.shape}, got {list(value.shape)}")
-        firsts = {v.shape[0] if v.ndim else None for v in inputs.values()}
-        if len(firsts) != 1 or None in firsts:
+        rows = {k: v.shape[0] for k, v in inputs.items() if v.ndim}
+        if len(set(rows.values())) > 1:
+            # TF Serving's batching refuses these too; without the check a model may silently
+            # broadcast one request's rows against another input's.
+            raise InvalidInput("inputs disagree on the batch (first) dimension: "
+                               + ", ".join(f"{k} {n}" for k, n in sorted(rows.items())))
+        if not rows or len(rows) != len(inputs):
             return None
-        return firsts.pop()
+        return next(iter(rows.values()))
 
 
 def _call(sig: Signature, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

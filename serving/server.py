@@ -164,6 +164,7 @@ class Server:
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(self.manager), self._grpc)
         self.port = 0
         self.rest = None
+        self._stopped = False
 
     def start(self) -> Server:
         """Loads the models on disk, then listens; `port` (and `rest.port`) hold the bound ports."""
@@ -180,6 +181,9 @@ class Server:
 
     def stop(self) -> None:
         """Graceful: refuse new RPCs, let in-flight ones finish, then stop batching and polling."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self.rest:
             self.rest.stop()
         self._grpc.stop(self.config.shutdown_grace_s).wait()
