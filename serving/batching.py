@@ -11,8 +11,8 @@ its default). Clients that pad to fixed widths (the typed client does) batch ful
 A batch runs when it holds ``max_batch_size`` rows or its oldest request has waited
 ``batch_timeout_micros``. The default timeout is 0: a request runs as soon as a batch thread is
 free, and requests that arrive while both threads are busy form the next batch, so batches
-grow with load without adding latency when the server is idle (a 1 ms timeout measured ~3 ms
-slower per request at low load on the 2-core machine, docs/benchmarks.md); at most ``max_enqueued_batches × max_batch_size`` rows wait at once,
+grow with load without adding latency when the server is idle (a 1 ms timeout added 1.7 ms to the
+median latency at concurrency 1 on the 2-core machine, docs/benchmarks.md); at most ``max_enqueued_batches × max_batch_size`` rows wait at once,
 beyond which a request is refused (RESOURCE_EXHAUSTED) instead of queueing without bound.
 """
 

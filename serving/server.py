@@ -167,16 +167,26 @@ class Server:
         self._stopped = False
 
     def start(self) -> Server:
-        """Loads the models on disk, then listens; `port` (and `rest.port`) hold the bound ports."""
-        self.manager.start()
-        self.port = self._grpc.add_insecure_port(f"{self.config.host}:{self.config.port}")
+        """Binds the ports (failing fast if taken), loads the models on disk, then serves;
+        `port` (and `rest.port`) hold the bound ports."""
+        address = f"{self.config.host}:{self.config.port}"
+        try:
+            self.port = self._grpc.add_insecure_port(address)
+        except RuntimeError:
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot bind gRPC port {self.config.host}:{self.config.port}")
-        self._grpc.start()
+            raise OSError(f"cannot bind gRPC port {address} (in use?)")
         if self.config.rest_port is not None:
             from serving.rest import RestServer
 
-            self.rest = RestServer(self.predictor, self.config.host, self.config.rest_port).start()
+            try:
+                self.rest = RestServer(self.predictor, self.config.host, self.config.rest_port)
+            except OSError as err:
+                raise OSError(f"cannot bind REST port {self.config.host}:{self.config.rest_port}: {err.strerror}") from None
+        self.manager.start()
+        self._grpc.start()
+        if self.rest:
+            self.rest.start()
         return self
 
     def stop(self) -> None:

@@ -79,6 +79,14 @@ def test_cli_mistakes_are_one_line_and_exit_2(argv, message, capsys):
     assert err.startswith(f"usermodel: error: {message}") and err.count("\n") == 1, err
 
 
+def test_serve_on_a_taken_port_is_one_line_and_exit_2(model_root, start_server, capsys):
+    server = start_server(model_root, model_dirs={"ctr": f"{model_root}/ctr"})
+    argv = ["serve", "--model-base-path", model_root, "--host", "127.0.0.1", "--port", str(server.port)]
+    assert cli.main(argv + ["--rest-port", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"usermodel: error: --port/--rest-port: cannot bind gRPC port 127.0.0.1:{server.port} (in use?)\n"
+
+
 # ---------------------------------------------------------------------------- query / bench
 def test_query_commands_against_a_running_server(model_root, start_server, capsys):
     server = start_server(model_root)
