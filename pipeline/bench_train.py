@@ -74,6 +74,8 @@ class BenchConfig:
     """Candidates per user in the serving-style inference measurement."""
     jit_compile: bool = False
     """Compile the train/predict steps with XLA."""
+    mixed_precision: bool = False
+    """Compute in bfloat16 with float32 weights (Keras' `mixed_bfloat16` policy)."""
     seed: int = 0
     """Seeds inputs and initialization."""
 
@@ -124,9 +126,20 @@ def _median_rate(timings: list[float], samples: int) -> float:
 def measure(variant: str, cfg: BenchConfig) -> dict[str, Any]:
     """Training and inference samples/s of one variant (medians over `cfg.windows`)."""
     import keras
-    import tensorflow as tf
 
     keras.utils.set_random_seed(cfg.seed)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16" if cfg.mixed_precision else "float32")
+    try:
+        return _measure(variant, cfg)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _measure(variant: str, cfg: BenchConfig) -> dict[str, Any]:
+    import keras
+    import tensorflow as tf
+
     model = build(variant, cfg)
     fields = tuple(model.news_fields)
     rng = np.random.default_rng(cfg.seed)
@@ -181,8 +194,9 @@ def _cached_inference(model, cfg: BenchConfig, pool, rng: np.random.Generator) -
 
     @tf.function(jit_compile=cfg.jit_compile)
     def score(inputs, history, candidates):
-        user = model.user_representation(tf.gather(vectors, history), inputs, training=False)
-        return model.score(user, tf.gather(vectors, candidates))
+        cached = lambda ids: tf.cast(tf.gather(vectors, ids), model.compute_dtype)  # noqa: E731
+        user = model.user_representation(cached(history), inputs, training=False)
+        return model.score(user, cached(candidates))
 
     calls = []
     for x, _ in pool:
@@ -225,7 +239,7 @@ def _run(args: argparse.Namespace) -> int:
     if unknown:
         raise UserError(f"--models: unknown {unknown}; known: {', '.join(VARIANTS)}")
     cfg = BenchConfig(models=models, steps=args.steps, windows=args.windows, jit_compile=args.jit_compile,
-                      batch_size=args.batch_size)
+                      mixed_precision=args.mixed_precision, batch_size=args.batch_size)
     results = []
     for variant in cfg.models:
         result = measure(variant, cfg)
@@ -249,5 +263,6 @@ def add_bench_train_parser(bench_sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--windows", type=int, default=5, help="timed windows (median reported)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--jit-compile", action="store_true", help="compile steps with XLA")
+    parser.add_argument("--mixed-precision", action="store_true", help="bfloat16 compute, float32 weights")
     parser.add_argument("--json", help="also write the results here")
     parser.set_defaults(fn=_run)

@@ -37,6 +37,6 @@ def test_cli_wiring():
     assert args.fn is bench_train._run and args.steps == 3
     with pytest.raises(Exception, match="unknown"):
         bench_train._run(argparse.Namespace(models=["nrms,nope"], steps=1, windows=1, jit_compile=False,
-                                            batch_size=2, json=None))
+                                            mixed_precision=False, batch_size=2, json=None))
     run = cli.build_parser().parse_args(["run", "--preset", "tiny", "--models", "nrms,lstur", "fum"])
     assert cli._load_config(run, None).models == ["nrms", "lstur", "fum"]
