@@ -82,7 +82,7 @@ class Predictor:
         for name in inputs:
             if name not in sig.inputs:
                 raise InvalidInput(f"input '{name}' is not an input of signature '{sig.name}'; expected: {expected}")
-        for name, spec in sig.inputs.items():
+        for name, spec in sorted(sig.inputs.items()):
             if name not in inputs:
                 raise InvalidInput(f"input '{name}' missing for signature '{sig.name}'; expected: {expected}")
             value = inputs[name]

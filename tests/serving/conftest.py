@@ -15,14 +15,12 @@ from serving.model_manager import ManagerConfig
 from serving.server import Server, ServerConfig
 from tests.serving import saved_models
 
-FAMILIES = {"news": "nrms", "ctr": "ctr", "tags": "tags"}
-
-
 @pytest.fixture(scope="session")
 def model_root(tmp_path_factory) -> str:
-    """<root>/{nrms,ctr,tags}/1/ — never modified; tests copy it."""
+    """<root>/{nrms,fum,lstur,ctr,tags}/1/ — never modified; tests copy it."""
     root = tmp_path_factory.mktemp("models")
-    saved_models.export_nrms(str(root / "nrms" / "1"))
+    for name in saved_models.NEWS_MODELS:
+        saved_models.export_news(name, str(root / name / "1"))
     saved_models.export_contract(saved_models.CtrContract(), str(root / "ctr" / "1"))
     saved_models.export_contract(saved_models.TagsContract(), str(root / "tags" / "1"))
     return str(root)

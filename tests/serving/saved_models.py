@@ -1,7 +1,8 @@
 """SavedModels for the serving tests, one per model family.
 
-* news ranking: a real tiny NRMS exported by ``trainer.news_export.export`` (the pipeline's own
-  export code), with a Transform graph analysed by tf.Transform on a handful of rows;
+* news ranking: real tiny (untrained) NRMS, FUM and LSTUR exported by
+  ``trainer.news_export.export`` (the pipeline's own export code), with a Transform graph
+  analysed by tf.Transform on a handful of rows;
 * CTR and tag profiling have no trained model yet, so small hand-written ``tf.Module``s stand in
   with the signatures docs/serving.md fixes for them (``pctr``; ``user_tags``), hashing ids to
   fixed random embeddings so outputs depend on every input.
@@ -9,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 
@@ -22,7 +24,7 @@ from tensorflow_transform.tf_metadata import metadata_io
 from tfx.utils import io_utils
 
 from pipeline.pipeline import SCHEMA_FILE
-from trainer import news_export, news_input, preprocessing
+from trainer import news_export, news_input, preprocessing, run_fn
 from trainer.models import build_model
 
 NEWS_IDS = [f"N{i}" for i in range(1, 13)]
@@ -52,9 +54,12 @@ def _raw_rows() -> list[dict]:
     return rows, schema
 
 
-def export_nrms(path: str) -> None:
-    """Exports an untrained tiny NRMS with the real Transform graph and signatures (seeded)."""
-    keras.utils.set_random_seed(0)
+NEWS_MODELS = ("nrms", "fum", "lstur")
+
+
+@functools.lru_cache(maxsize=1)
+def _transform() -> tuple[tft.TFTransformOutput, news_input.NewsTable]:
+    """The Transform graph analysed on the rows above, and the news table it yields (once)."""
     rows, schema = _raw_rows()
     cfg = preprocessing.NewsTransformConfig(history_length=HISTORY_LENGTH, title_length=6, abstract_length=6)
     custom = {"history_length": cfg.history_length, "title_length": cfg.title_length,
@@ -78,11 +83,18 @@ def export_nrms(path: str) -> None:
                 fields[f][row["news_index"], : len(value)] = value
             else:
                 fields[f][row["news_index"]] = value
-    model = build_model("nrms", "tiny", vocab_size=tft_output.vocabulary_size_by_name(preprocessing.WORD_VOCAB) + 2)
-    model({"hist_title": np.zeros((1, HISTORY_LENGTH, cfg.title_length), "int32"),
-           "hist_mask": np.ones((1, HISTORY_LENGTH), "float32"),
-           "cand_title": np.zeros((1, 2, cfg.title_length), "int32"), "cand_mask": np.ones((1, 2), "float32")})
-    news_export.export(model, tft_output, news_input.NewsTable(fields), path)
+    return tft_output, news_input.NewsTable(fields)
+
+
+def export_news(name: str, path: str) -> None:
+    """Exports an untrained tiny news model (seeded) with the real Transform graph and signatures."""
+    keras.utils.set_random_seed(0)
+    tft_output, table = _transform()
+    model = build_model(name, "tiny", **run_fn._vocab_sizes(name, "tiny", tft_output))
+    ids = {"history": tf.constant([[2] * HISTORY_LENGTH], tf.int64), "history_mask": tf.ones([1, HISTORY_LENGTH]),
+           "user_index": tf.constant([2], tf.int64), "candidates": tf.constant([[2, 3]], tf.int64)}
+    model(news_input.to_model_inputs(ids, table, model.news_fields), training=False)  # builds it
+    news_export.export(model, tft_output, table, path)
 
 
 def _embed(ids: tf.Tensor, table: tf.Tensor) -> tf.Tensor:

@@ -64,7 +64,7 @@ def test_write_deployment_from_a_serving_root(model_root, tmp_path, capsys):
     assert sorted(os.listdir(out)) == ["batching.config", "deployment.yaml", "kustomization.yaml", "models.config",
                                        "service.yaml"]
     dirs, _ = deploy.read_model_config(str(out / "models.config"))
-    assert dirs == {"ctr": "/models/ctr", "nrms": "/models/nrms", "tags": "/models/tags"}
+    assert dirs == {m: f"/models/{m}" for m in ("ctr", "fum", "lstur", "nrms", "tags")}
     assert "path: /v1/models/ctr/metadata" in (out / "deployment.yaml").read_text()
 
 

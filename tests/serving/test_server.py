@@ -36,15 +36,18 @@ def _example(features: dict[str, list[str]]) -> bytes:
 ARTICLES = saved_models.news_rows()
 
 # One request per signature of every model (two rows each, with "" padding where it is allowed).
-REQUESTS = {
-    ("nrms", "score"): {"user_id": _vector(["U1", "U-unknown"]),
-                        "history": _strings([NEWS[:4], [NEWS[5], ""] + [""] * 2]),
-                        "candidates": _strings([[NEWS[6], NEWS[7], NEWS[8]], [NEWS[1], "N-unknown", ""]])},
-    ("nrms", "encode_news"): {k: _vector([a[k] for a in ARTICLES[:3]]) for k in ("title", "abstract", "category", "subcategory")},
-    ("nrms", "encode_user"): {"user_id": _vector(["U1", "U2"]), "history": _strings([NEWS[:3], NEWS[3:6]])},
-    ("nrms", "serving_default"): {"examples": np.array([
+NEWS_REQUESTS = {
+    "score": {"user_id": _vector(["U1", "U-unknown"]),
+              "history": _strings([NEWS[:4], [NEWS[5], ""] + [""] * 2]),
+              "candidates": _strings([[NEWS[6], NEWS[7], NEWS[8]], [NEWS[1], "N-unknown", ""]])},
+    "encode_news": {k: _vector([a[k] for a in ARTICLES[:3]]) for k in ("title", "abstract", "category", "subcategory")},
+    "encode_user": {"user_id": _vector(["U1", "U2"]), "history": _strings([NEWS[:3], NEWS[3:6]])},
+    "serving_default": {"examples": np.array([
         _example({"user_id": ["U1"], "history": NEWS[:3], "candidates": NEWS[4:7]}),
         _example({"user_id": ["U2"], "history": NEWS[2:4], "candidates": NEWS[8:11]})], dtype=object)},
+}
+REQUESTS = {
+    **{(model, sig): inputs for model in saved_models.NEWS_MODELS for sig, inputs in NEWS_REQUESTS.items()},
     ("ctr", "pctr"): {"user_id": _vector(["U1", "U2"]), "history": _strings([["I1", "I2", ""], ["I3", "I4", "I5"]]),
                       "target": _vector(["I9", "I2"])},
     ("ctr", "serving_default"): {"examples": np.array([
@@ -66,7 +69,7 @@ def server(model_root):
 
 
 def test_every_signature_of_every_family_is_covered(model_root):
-    for model in ("nrms", "ctr", "tags"):
+    for model in (*saved_models.NEWS_MODELS, "ctr", "tags"):
         loaded = tf.saved_model.load(f"{model_root}/{model}/1")
         assert {s for m, s in REQUESTS if m == model} == set(loaded.signatures), model
 
@@ -129,7 +132,7 @@ def test_error_codes_for_bad_requests(server, client_for):
     client = client_for(server, retries=0)
     score = REQUESTS[("nrms", "score")]
     nf = grpc.StatusCode.NOT_FOUND
-    assert _code(lambda: client.predict("nope", "score", score)) == (nf, "NOT_FOUND: model 'nope' not found; serving: ctr, nrms, tags")
+    assert _code(lambda: client.predict("nope", "score", score)) == (nf, "NOT_FOUND: model 'nope' not found; serving: ctr, fum, lstur, nrms, tags")
     code, msg = _code(lambda: client.predict("nrms", "score", score, version=7))
     assert code == nf and "version 7" in msg
     code, msg = _code(lambda: client.predict("nrms", "score", score, label="canary"))
@@ -247,7 +250,8 @@ def test_works_unchanged_against_real_tf_serving(model_root, tmp_path):
     from serving import deploy
 
     config = tmp_path / "models.config"
-    config.write_text(deploy.model_server_config(["nrms", "ctr", "tags"], model_root))
+    models = [*saved_models.NEWS_MODELS, "ctr", "tags"]
+    config.write_text(deploy.model_server_config(models, model_root))
     import socket
 
     with socket.socket() as s:
@@ -257,7 +261,7 @@ def test_works_unchanged_against_real_tf_serving(model_root, tmp_path):
     try:
         client = ServingClient(ClientConfig(f"127.0.0.1:{port}", retries=20, backoff_s=0.5))
         deadline = time.monotonic() + 120
-        while not all(any(v.state == "AVAILABLE" for v in _status_or_empty(client, m)) for m in ("nrms", "ctr", "tags")):
+        while not all(any(v.state == "AVAILABLE" for v in _status_or_empty(client, m)) for m in models):
             assert time.monotonic() < deadline, "tensorflow_model_server did not load the models"
             time.sleep(0.5)
         for (model, signature), inputs in REQUESTS.items():
