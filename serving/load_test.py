@@ -23,7 +23,6 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
 
 import grpc
 import numpy as np
@@ -93,18 +92,6 @@ class LoadResult:
             "seconds": self.seconds, "throughput_rps": self.throughput, "latency_ms": self.percentiles(),
             "by_signature": {s: {"requests": len(v), **self.percentiles(s)} for s, v in self.latencies_ms.items()},
         }
-
-    def table(self) -> str:
-        lines = ["| signature | requests | p50 ms | p95 ms | p99 ms |", "|---|---|---|---|---|"]
-        for sig in sorted(self.latencies_ms):
-            p = self.percentiles(sig)
-            lines.append(f"| {sig} | {len(self.latencies_ms[sig])} | {p['p50']:.2f} | {p['p95']:.2f} | {p['p99']:.2f} |")
-        p = self.percentiles()
-        lines.append(f"| **all** | {self.requests} | {p['p50']:.2f} | {p['p95']:.2f} | {p['p99']:.2f} |")
-        errors = ", ".join(f"{k} {v}" for k, v in sorted(self.errors.items())) or "none"
-        lines.append(f"\n{self.throughput:.1f} requests/s over {self.seconds:.1f} s at concurrency "
-                     f"{self.config.concurrency}; failed requests: {errors}")
-        return "\n".join(lines)
 
 
 class _Corpus:
@@ -242,6 +229,3 @@ def parse_mix(text: str) -> dict[str, float]:
         raise UserError("--mix: give at least one signature, e.g. score=1")
     return mix
 
-
-def concurrency_sweep(base: LoadConfig, levels: Sequence[int]) -> list[LoadResult]:
-    return [run_load(dataclasses.replace(base, concurrency=c)) for c in levels]
