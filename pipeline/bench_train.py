@@ -9,7 +9,8 @@ GloVe setup), and reports
 
 * training samples/s: median over timed windows of `steps` optimizer steps, after a warm-up
   window that absorbs tracing and (with `--jit-compile`) XLA compilation; a sample is one click
-  with its 4 negatives and its history;
+  with its 4 negatives and its history. The models' windows are interleaved, so all of them see
+  the same background load (this machine is shared);
 * inference samples/s of the full model (every article encoded) and of serving-style scoring
   (news vectors cached, only the user encoder runs; 100 candidates per user), each the median
   over timed windows.
@@ -123,95 +124,102 @@ def _median_rate(timings: list[float], samples: int) -> float:
     return samples / statistics.median(timings)
 
 
-def measure(variant: str, cfg: BenchConfig) -> dict[str, Any]:
-    """Training and inference samples/s of one variant (medians over `cfg.windows`)."""
+class _Subject:
+    """One model under test: its batches, compiled train step and inference functions."""
+
+    def __init__(self, variant: str, cfg: BenchConfig):
+        import keras
+        import tensorflow as tf
+
+        self.variant, self.cfg = variant, cfg
+        self.model = model = build(variant, cfg)
+        rng = np.random.default_rng(cfg.seed)
+        pool = [synthetic_batch(rng, cfg, tuple(model.news_fields)) for _ in range(4)]
+        self.dataset = tf.data.Dataset.from_tensor_slices(
+            tuple(tf.nest.map_structure(lambda *a: np.stack(a), *pool))
+        ).repeat().prefetch(2)
+        model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=cfg.jit_compile)
+        self.inputs = [{k: tf.constant(v) for k, v in x.items()} for x, _ in pool]
+        self.forward = tf.function(lambda x: model(x, training=False), jit_compile=cfg.jit_compile)
+        # Warm-up (untimed): builds the model and traces the train step (XLA compiles here).
+        self.train_window()
+
+        # Serving-style scoring: clicks' and candidates' vectors come from a cache.
+        num_news = 10_000
+        width = int(model.encode_news({f: pool[0][0][f"cand_{f}"][:, 0] for f in model.news_fields}).shape[-1])
+        vectors = tf.constant(rng.normal(size=(num_news, width)).astype("float32"))
+
+        @tf.function(jit_compile=cfg.jit_compile)
+        def cached_score(inputs, history, candidates):
+            cached = lambda ids: tf.cast(tf.gather(vectors, ids), model.compute_dtype)  # noqa: E731
+            user = model.user_representation(cached(history), inputs, training=False)
+            return model.score(user, cached(candidates))
+
+        self.cached_score = cached_score
+        self.cached_calls = []
+        for x in self.inputs:
+            history = rng.integers(2, num_news, tuple(x["hist_mask"].shape))
+            candidates = rng.integers(2, num_news, (cfg.batch_size, cfg.inference_candidates))
+            user_inputs = {k: v for k, v in x.items() if k.startswith("hist_") or k == "user_index"}
+            self.cached_calls.append((user_inputs, tf.constant(history), tf.constant(candidates)))
+        self.forward(self.inputs[0])
+        self.cached_score(*self.cached_calls[0])
+
+    def train_window(self) -> float:
+        start = time.perf_counter()
+        self.model.fit(self.dataset, steps_per_epoch=self.cfg.steps, epochs=1, verbose=0, shuffle=False)
+        return time.perf_counter() - start
+
+    def forward_window(self) -> float:
+        start = time.perf_counter()
+        for i in range(self.cfg.steps):
+            self.forward(self.inputs[i % len(self.inputs)]).numpy()
+        return time.perf_counter() - start
+
+    def cached_window(self) -> float:
+        start = time.perf_counter()
+        for i in range(self.cfg.steps):
+            self.cached_score(*self.cached_calls[i % len(self.cached_calls)]).numpy()
+        return time.perf_counter() - start
+
+
+def measure(cfg: BenchConfig, progress=None) -> list[dict[str, Any]]:
+    """Training and inference rates of `cfg.models` (medians over `cfg.windows`).
+
+    The models' windows are interleaved (model A, B, C, then A, B, C again, ...), so every model
+    sees the same background load; on a shared machine that keeps their ratios meaningful even
+    when the absolute rates move.
+    """
     import keras
 
     keras.utils.set_random_seed(cfg.seed)
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16" if cfg.mixed_precision else "float32")
     try:
-        return _measure(variant, cfg)
+        subjects = [_Subject(variant, cfg) for variant in cfg.models]
+        timings = {s.variant: {"train": [], "full": [], "cached": []} for s in subjects}
+        for window in range(cfg.windows):
+            for s in subjects:
+                timings[s.variant]["train"].append(s.train_window())
+                timings[s.variant]["full"].append(s.forward_window())
+                timings[s.variant]["cached"].append(s.cached_window())
+            if progress:
+                progress(f"window {window + 1}/{cfg.windows}: " + ", ".join(
+                    f"{v} {t['train'][-1]:.2f} s" for v, t in timings.items()))
     finally:
         keras.config.set_dtype_policy(previous)
-
-
-def _measure(variant: str, cfg: BenchConfig) -> dict[str, Any]:
-    import keras
-    import tensorflow as tf
-
-    model = build(variant, cfg)
-    fields = tuple(model.news_fields)
-    rng = np.random.default_rng(cfg.seed)
-    pool = [synthetic_batch(rng, cfg, fields) for _ in range(4)]
-    dataset = tf.data.Dataset.from_tensor_slices(
-        tuple(tf.nest.map_structure(lambda *a: np.stack(a), *pool))
-    ).repeat().prefetch(2)
-
-    model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=cfg.jit_compile)
-    train_times: list[float] = []
-
-    class _Clock(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch > 0:  # epoch 0 is the warm-up
-                train_times.append(time.perf_counter() - self.start)
-
-    model.fit(dataset, steps_per_epoch=cfg.steps, epochs=cfg.windows + 1, verbose=0, shuffle=False,
-              callbacks=[_Clock()])
     samples = cfg.steps * cfg.batch_size
-
-    forward = tf.function(lambda x: model(x, training=False), jit_compile=cfg.jit_compile)
-    x0 = {k: tf.constant(v) for k, v in pool[0][0].items()}
-    forward(x0)
-    full = []
-    for _ in range(cfg.windows):
-        start = time.perf_counter()
-        for i in range(cfg.steps):
-            forward({k: tf.constant(v) for k, v in pool[i % len(pool)][0].items()}).numpy()
-        full.append(time.perf_counter() - start)
-
-    cached = _cached_inference(model, cfg, pool, rng)
-    return {
-        "model": variant,
-        "parameters": int(model.count_params()),
-        "train_samples_per_s": _median_rate(train_times, samples),
-        "train_window_s": [round(t, 3) for t in train_times],
-        "full_inference_samples_per_s": _median_rate(full, samples),
-        "cached_inference_users_per_s": cached,
-    }
-
-
-def _cached_inference(model, cfg: BenchConfig, pool, rng: np.random.Generator) -> float:
-    """Users/s of serving-style scoring: cached news vectors, user encoder, 100 candidates."""
-    import tensorflow as tf
-
-    num_news = 10_000
-    width = int(model.encode_news({f: pool[0][0][f"cand_{f}"][:, 0] for f in model.news_fields}).shape[-1])
-    vectors = tf.constant(rng.normal(size=(num_news, width)).astype("float32"))
-
-    @tf.function(jit_compile=cfg.jit_compile)
-    def score(inputs, history, candidates):
-        cached = lambda ids: tf.cast(tf.gather(vectors, ids), model.compute_dtype)  # noqa: E731
-        user = model.user_representation(cached(history), inputs, training=False)
-        return model.score(user, cached(candidates))
-
-    calls = []
-    for x, _ in pool:
-        history = rng.integers(2, num_news, x["hist_mask"].shape)
-        candidates = rng.integers(2, num_news, (cfg.batch_size, cfg.inference_candidates))
-        inputs = {k: tf.constant(v) for k, v in x.items() if k.startswith("hist_") or k == "user_index"}
-        calls.append((inputs, tf.constant(history), tf.constant(candidates)))
-    score(*calls[0])
-    timings = []
-    for _ in range(cfg.windows):
-        start = time.perf_counter()
-        for i in range(cfg.steps):
-            score(*calls[i % len(calls)]).numpy()
-        timings.append(time.perf_counter() - start)
-    return _median_rate(timings, cfg.steps * cfg.batch_size)
+    return [
+        {
+            "model": s.variant,
+            "parameters": int(s.model.count_params()),
+            "train_samples_per_s": _median_rate(timings[s.variant]["train"], samples),
+            "train_window_s": [round(t, 3) for t in timings[s.variant]["train"]],
+            "full_inference_samples_per_s": _median_rate(timings[s.variant]["full"], samples),
+            "cached_inference_users_per_s": _median_rate(timings[s.variant]["cached"], samples),
+        }
+        for s in subjects
+    ]
 
 
 def markdown(results: list[dict[str, Any]], cfg: BenchConfig) -> str:
@@ -240,12 +248,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"--models: unknown {unknown}; known: {', '.join(VARIANTS)}")
     cfg = BenchConfig(models=models, steps=args.steps, windows=args.windows, jit_compile=args.jit_compile,
                       mixed_precision=args.mixed_precision, batch_size=args.batch_size)
-    results = []
-    for variant in cfg.models:
-        result = measure(variant, cfg)
-        print(f"{variant}: {result['train_samples_per_s']:.1f} train samples/s "
-              f"(windows {result['train_window_s']} s)", flush=True)
-        results.append(result)
+    results = measure(cfg, progress=lambda line: print(line, flush=True))
     print()
     print(markdown(results, cfg))
     if args.json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import numpy as np
 import pytest
@@ -23,9 +24,11 @@ def test_measure_reports_rates_for_every_model_kind():
     cfg = bench_train.BenchConfig(batch_size=2, history_length=3, title_length=4, abstract_length=4,
                                   embedding_dim=8, vocab_size=40, num_users=10, steps=1, windows=1,
                                   inference_candidates=3)
-    for variant in ("lstur", "fum_no_coarse"):
-        result = bench_train.measure(variant, cfg)
-        assert result["model"] == variant and result["parameters"] > 0
+    lines = []
+    results = bench_train.measure(dataclasses.replace(cfg, models=["lstur", "fum_no_coarse"]), lines.append)
+    assert [r["model"] for r in results] == ["lstur", "fum_no_coarse"] and len(lines) == 1
+    for result in results:
+        assert result["parameters"] > 0 and len(result["train_window_s"]) == 1
         for key in ("train_samples_per_s", "full_inference_samples_per_s", "cached_inference_users_per_s"):
             assert np.isfinite(result[key]) and result[key] > 0, key
     table = bench_train.markdown([result, result], cfg)

@@ -754,8 +754,11 @@ class FUM(NewsRankingModel):
         )
 
     def build(self, input_shape: Any = None) -> None:
-        self.news_encoder.build()
-        self.user_encoder.build({"news_vectors": (None, None, self.config.news_dim)})
+        # Parts may already be built by a direct call (e.g. `encode_news` first).
+        if not self.news_encoder.built:
+            self.news_encoder.build()
+        if not self.user_encoder.built:
+            self.user_encoder.build({"news_vectors": (None, None, self.config.news_dim)})
         self.built = True
 
     def user_representation(

@@ -443,8 +443,11 @@ class LSTUR(NewsRankingModel):
         )
 
     def build(self, input_shape: Any = None) -> None:
-        self.news_encoder.build()
-        self.user_encoder.build()
+        # Parts may already be built by a direct call (e.g. `encode_news` first).
+        if not self.news_encoder.built:
+            self.news_encoder.build()
+        if not self.user_encoder.built:
+            self.user_encoder.build()
         self.built = True
 
     def user_representation(
