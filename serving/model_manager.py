@@ -223,7 +223,8 @@ class ModelManager:
     def poll(self) -> None:
         """One pass: load wanted versions not yet serving, switch, unload unwanted ones."""
         with self._lock:
-            for name in self._model_names():
+            # Models known but gone from disk are synced too: their versions get unloaded.
+            for name in sorted(set(self._model_names()) | set(self._models)):
                 model = self._models.get(name)
                 if model is None:
                     model = _Model(name, self.config.policies.get(name, VersionPolicy()))

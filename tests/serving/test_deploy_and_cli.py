@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import re
+import signal
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 
@@ -20,6 +24,7 @@ from serving.model_manager import VersionPolicy
 from tests.serving import saved_models
 
 NEWS = saved_models.NEWS_IDS
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 # ---------------------------------------------------------------------------- config files
@@ -85,6 +90,37 @@ def test_serve_on_a_taken_port_is_one_line_and_exit_2(model_root, start_server, 
     assert cli.main(argv + ["--rest-port", "-1"]) == 2
     err = capsys.readouterr().err
     assert err == f"usermodel: error: --port/--rest-port: cannot bind gRPC port 127.0.0.1:{server.port} (in use?)\n"
+
+
+def test_usermodel_serve_process_reads_tf_serving_config_and_stops_gracefully_on_sigterm(model_root, tmp_path):
+    """The real command in its own process: models.config + batching.config in, SIGTERM out."""
+    from serving.client import ClientConfig, ServingClient, ServingError
+
+    config = tmp_path / "models.config"
+    config.write_text(deploy.model_server_config(["ctr"], model_root,
+                                                 {"ctr": VersionPolicy(labels={"stable": 1})}))
+    batching = tmp_path / "batching.config"
+    batching.write_text(deploy.batching_parameters(BatchingConfig(max_batch_size=4)))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "serve", "--model-base-path", model_root, "--host", "127.0.0.1",
+         "--port", "0", "--rest-port", "-1", "--model-config-file", str(config),
+         "--batching-parameters-file", str(batching)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("Serving ctr (1 AVAILABLE)"), line
+        port = int(line.rsplit(":", 1)[1])
+        with ServingClient(ClientConfig(f"127.0.0.1:{port}")) as client:
+            assert client.pctr("ctr", "U1", ["I1"], ["I2"], label="stable").shape == (1,)
+            with pytest.raises(ServingError, match="model 'nrms' not found"):  # only the configured model
+                client.status("nrms")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+        assert "Stopped." in process.stdout.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 # ---------------------------------------------------------------------------- query / bench

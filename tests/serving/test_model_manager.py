@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import shutil
 import threading
 import time
 
@@ -139,3 +140,12 @@ def test_requested_version_and_label(serving_root, start_server, client_for, tmp
 ])
 def test_version_policy(policy, on_disk, wanted):
     assert policy.wanted(on_disk) == wanted
+
+
+def test_a_removed_version_is_unloaded_and_the_next_newest_serves(serving_root, start_server, client_for):
+    add_version(serving_root, "ctr", 2, f"{serving_root}/ctr/1")
+    server = start_server(serving_root, model_dirs={"ctr": f"{serving_root}/ctr"})
+    assert _states(server, "ctr") == {2: "AVAILABLE"}
+    shutil.rmtree(f"{serving_root}/ctr/2")  # e.g. a bad push rolled back by hand
+    _wait_for(lambda: _states(server, "ctr") == {2: "END", 1: "AVAILABLE"}, what="the roll-back")
+    assert client_for(server).pctr("ctr", "U1", ["I1"], ["I2"]).shape == (1,)
