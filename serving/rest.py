@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import threading
 from http import HTTPStatus
@@ -32,6 +33,7 @@ from serving.predictor import InvalidInput, Predictor
 
 _PATH = re.compile(r"^/v1/models/(?P<model>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
                    r"(?P<verb>:predict|/metadata)?$")
+log = logging.getLogger("usermodel.serving")
 _STATE_NAMES = {v: k for k, v in vars(State).items() if not k.startswith("_")}
 
 
@@ -90,6 +92,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.BAD_REQUEST, {"error": str(err)})
         except QueueFull as err:
             self._reply(HTTPStatus.TOO_MANY_REQUESTS, {"error": str(err)})
+        except Exception as err:  # noqa: BLE001 — a server fault is a 500 with its message, not a dropped connection
+            log.error("internal error", exc_info=err)
+            self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(err).__name__}: {err}"})
 
     def do_GET(self) -> None:
         def status():

@@ -64,9 +64,11 @@ def _abort(context: grpc.ServicerContext, err: Exception) -> None:
         InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
         QueueFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
     }.get(type(err), grpc.StatusCode.INTERNAL)
+    message = str(err)
     if code == grpc.StatusCode.INTERNAL:
-        log.exception("internal error")
-    context.abort(code, str(err))
+        log.error("internal error", exc_info=err)
+        message = f"{type(err).__name__}: {err}"
+    context.abort(code, message)
 
 
 def _spec_version(spec) -> tuple[int | None, str | None]:
@@ -100,7 +102,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                                        f"expected: {', '.join(sorted(sig.inputs))}")
                 inputs[name] = _input_array(name, proto, sig.inputs[name])
             result = self.predictor.predict(servable, sig.name, inputs, tuple(request.output_filter))
-        except (ModelNotFound, InvalidInput, QueueFull) as err:
+        except Exception as err:  # noqa: BLE001 — every failure becomes a status code, never a hang-up
             _abort(context, err)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = result.servable.model

@@ -177,6 +177,20 @@ def test_output_filter(server):
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "'logits'" in err.value.details()
 
 
+def test_a_server_fault_is_internal_with_its_message(model_root, start_server, client_for):
+    import dataclasses
+
+    server = start_server(model_root, model_dirs={"ctr": f"{model_root}/ctr"})
+    signatures = server.manager.resolve("ctr").signatures
+
+    def boom(**_):
+        raise RuntimeError("disk on fire")
+
+    signatures["pctr"] = dataclasses.replace(signatures["pctr"], function=boom)
+    code, msg = _code(lambda: client_for(server, retries=0).pctr("ctr", "U1", ["I1"], ["I2"]))
+    assert code == grpc.StatusCode.INTERNAL and "RuntimeError: disk on fire" in msg
+
+
 def test_overload_is_resource_exhausted(model_root, start_server, client_for):
     """With the one batch thread busy and the queue at its bound, a request is refused at once."""
     server = start_server(model_root, BatchingConfig(max_batch_size=1, batch_timeout_micros=0,
