@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -159,6 +160,36 @@ def test_bench_serve_reports_throughput_and_latency(model_root, start_server, tm
     assert result["errors"] == {} and set(result["by_signature"]) == {"score", "encode_user"}
     p = result["latency_ms"]
     assert 0 < p["p50"] <= p["p95"] <= p["p99"]
+
+
+FAKE_TF_SERVING = """#!{python}
+# Stands in for tensorflow_model_server: maps its flags onto `usermodel serve`, so the test
+# checks what `bench serve` passes to the real binary (flags and generated config files).
+import os, sys
+flags = dict(a[2:].split("=", 1) for a in sys.argv[1:])
+config = flags.pop("model_config_file")
+cmd = ["-m", "pipeline.cli", "serve", "--model-base-path", os.path.dirname(config), "--host", "127.0.0.1",
+       "--port", flags.pop("port"), "--rest-port", "-1", "--model-config-file", config]
+if flags.pop("enable_batching", "false") == "true":
+    cmd += ["--batching-parameters-file", flags.pop("batching_parameters_file")]
+assert not flags, flags
+os.chdir({repo!r})
+os.execv(sys.executable, [sys.executable] + cmd)
+"""
+
+
+def test_bench_serve_also_runs_against_tensorflow_model_server_when_on_path(model_root, tmp_path, monkeypatch, capsys):
+    root = tmp_path / "root"
+    shutil.copytree(f"{model_root}/ctr", root / "ctr")
+    binary = tmp_path / "bin" / "tensorflow_model_server"
+    binary.parent.mkdir()
+    binary.write_text(FAKE_TF_SERVING.format(python=sys.executable, repo=str(REPO)))
+    binary.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{binary.parent}{os.pathsep}{os.environ['PATH']}")
+    assert cli.main(["bench", "serve", "--model-base-path", str(root), "--model", "ctr", "--mix", "pctr=1",
+                     "--concurrency", "1", "--duration", "0.5", "--warmup", "0.1"]) == 0
+    rows = [line.split("|") for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [(r[1].strip(), r[-2].strip()) for r in rows[1:]] == [("usermodel", "0"), ("tensorflow_model_server", "0")]
 
 
 def test_load_requests_have_the_asked_shapes(model_root):
