@@ -3,6 +3,7 @@ SavedModel calls for every signature, metadata, status, error codes, overload an
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -178,8 +179,6 @@ def test_output_filter(server):
 
 
 def test_a_server_fault_is_internal_with_its_message(model_root, start_server, client_for):
-    import dataclasses
-
     server = start_server(model_root, model_dirs={"ctr": f"{model_root}/ctr"})
     signatures = server.manager.resolve("ctr").signatures
 
@@ -235,6 +234,40 @@ def test_concurrent_requests_are_batched_and_split_back_exactly(model_root, star
         expected = pctr(user_id=tf.constant([user] * 2), history=tf.constant([["I1", "I2"]] * 2),
                         target=tf.constant(["I3", "I4"]))["pctr"].numpy()
         np.testing.assert_allclose(results[user], expected, rtol=1e-6)
+
+
+def test_batched_news_scores_equal_single_calls(model_root, start_server, client_for):
+    """Concurrent `score` requests of one shape share a batch; each gets exactly its own scores."""
+    server = start_server(model_root, BatchingConfig(max_batch_size=8, batch_timeout_micros=300_000),
+                          model_dirs={"fum": f"{model_root}/fum"})
+    client = client_for(server)
+    signatures = server.manager.resolve("fum").signatures
+    original, batch_sizes = signatures["score"].function, []
+
+    def spy(**inputs):
+        batch_sizes.append(int(inputs["user_id"].shape[0]))
+        return original(**inputs)
+
+    signatures["score"] = dataclasses.replace(signatures["score"], function=spy)
+    users = {f"U{i}": (NEWS[i:i + 4], [NEWS[(i + 5 + j) % 12] for j in range(3)]) for i in range(6)}
+    results: dict[str, dict] = {}
+
+    def call(user: str) -> None:
+        history, candidates = users[user]
+        results[user] = client.predict("fum", "score", {"user_id": _vector([user]), "history": _strings([history]),
+                                                        "candidates": _strings([candidates])})
+
+    threads = [threading.Thread(target=call, args=(u,)) for u in users]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    score = tf.saved_model.load(f"{model_root}/fum/1").signatures["score"]
+    for user, (history, candidates) in users.items():
+        expected = score(user_id=tf.constant([user]), history=tf.constant([history]),
+                         candidates=tf.constant([candidates]))
+        np.testing.assert_array_equal(results[user]["scores"], expected["scores"].numpy(), err_msg=user)
+    assert sum(batch_sizes) == 6 and max(batch_sizes) > 1, batch_sizes  # they were batched
 
 
 def test_graceful_shutdown_finishes_in_flight_requests(model_root, start_server, client_for):
