@@ -62,6 +62,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     if not os.path.isdir(args.model_base_path):
         raise UserError(f"--model-base-path: {args.model_base_path} is not a directory")
+    if args.poll_interval <= 0:
+        raise UserError(f"--poll-interval: must be > 0 seconds, got {args.poll_interval}")
     batching = _batching(args)
     if args.write_deployment:
         from serving.batching import BatchingConfig

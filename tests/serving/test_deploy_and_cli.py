@@ -76,6 +76,9 @@ def test_write_deployment_from_a_serving_root(model_root, tmp_path, capsys):
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["serve", "--model-base-path", "/no/such/root"], "--model-base-path: /no/such/root is not a directory"),
+    (["serve", "--model-base-path", ".", "--poll-interval", "0"], "--poll-interval: must be > 0 seconds, got 0.0"),
+    (["serve", "--model-base-path", ".", "--batching-parameters-file", "/no/such.config"],
+     "--batching-parameters-file: /no/such.config not found"),
     (["query", "--target", "127.0.0.1:1", "--timeout", "1", "status"], "--target 127.0.0.1:1: UNAVAILABLE"),
     (["bench", "serve", "--target", "127.0.0.1:1", "--mix", "score=x"], "--mix: bad weight in 'score=x'"),
 ])
