@@ -43,6 +43,7 @@ from keras import ops
 from trainer.layers.attention import AdditiveAttentionPooling, MultiHeadSelfAttention
 from trainer.layers.fastformer import Fastformer
 from trainer.layers.pooling import HierarchicalPooling
+from trainer.models.config_base import ModelConfig
 from trainer.models.news_ranking import NewsRankingModel
 from trainer.models.nrms import NRMSUserEncoder
 
@@ -58,7 +59,7 @@ __all__ = [
 
 
 @dataclasses.dataclass
-class FUMConfig:
+class FUMConfig(ModelConfig):
     """Hyper-parameters of FUM; defaults follow the paper (Section 4.1) and
     its official code where the paper is silent."""
 
@@ -158,16 +159,7 @@ class FUMConfig:
             raise ValueError(
                 f"fine_dim must be in (0, news_dim={self.news_dim}), got {self.fine_dim}."
             )
-        if self.pretrained_embeddings is not None:
-            matrix = np.asarray(self.pretrained_embeddings, dtype="float32")
-            if self.vocab_size in (0, None):
-                self.vocab_size = matrix.shape[0]
-            if matrix.shape != (self.vocab_size, self.embedding_dim):
-                raise ValueError(
-                    f"pretrained_embeddings has shape {matrix.shape}, expected "
-                    f"{(self.vocab_size, self.embedding_dim)}."
-                )
-            self.pretrained_embeddings = matrix
+        self._check_pretrained_embeddings()
 
     @property
     def coarse_dim(self) -> int:
@@ -182,32 +174,6 @@ class FUMConfig:
         if not self.use_fine:
             return 0
         return self.fine_dim if self.use_coarse else self.news_dim
-
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> FUMConfig:
-        """A named configuration (`"paper"`, `"tiny"`) with field overrides."""
-        if name not in cls.PRESETS:
-            raise ValueError(
-                f"Unknown {cls.__name__} preset {name!r}; known: {sorted(cls.PRESETS)}."
-            )
-        return cls(**{**cls.PRESETS[name], **overrides})
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serializable fields (without `pretrained_embeddings`)."""
-        return {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if f.name != "pretrained_embeddings"
-        }
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> FUMConfig:
-        """Builds a config from `to_dict()` output; unknown keys are errors."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - names
-        if unknown:
-            raise ValueError(f"Unknown {cls.__name__} fields: {sorted(unknown)}.")
-        return cls(**values)
 
 
 @dataclasses.dataclass

@@ -27,6 +27,7 @@ import numpy as np
 from keras import ops
 
 from trainer.layers.attention import AdditiveAttentionPooling
+from trainer.models.config_base import ModelConfig
 from trainer.models.news_ranking import NewsRankingModel
 
 __all__ = ["LSTUR", "LSTURConfig", "LSTURNewsEncoder", "LSTURUserEncoder"]
@@ -35,7 +36,7 @@ COMBINE_MODES = ("ini", "con")
 
 
 @dataclasses.dataclass
-class LSTURConfig:
+class LSTURConfig(ModelConfig):
     """Hyper-parameters of LSTUR; defaults follow the paper (Section 4.1)."""
 
     vocab_size: int = 0
@@ -111,45 +112,12 @@ class LSTURConfig:
             raise ValueError(f"user_mask_prob must be in [0, 1], got {self.user_mask_prob}.")
         if self.combine == "con" and self.news_dim % 2:
             raise ValueError("LSTUR-con splits the news width in two halves: make it even.")
-        if self.pretrained_embeddings is not None:
-            matrix = np.asarray(self.pretrained_embeddings, dtype="float32")
-            if self.vocab_size in (0, None):
-                self.vocab_size = matrix.shape[0]
-            if matrix.shape != (self.vocab_size, self.embedding_dim):
-                raise ValueError(
-                    f"pretrained_embeddings has shape {matrix.shape}, expected "
-                    f"{(self.vocab_size, self.embedding_dim)}."
-                )
-            self.pretrained_embeddings = matrix
+        self._check_pretrained_embeddings()
 
     @property
     def news_dim(self) -> int:
         """Width of news and user vectors, `num_filters + 2 * category_dim`."""
         return self.num_filters + 2 * self.category_dim
-
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> LSTURConfig:
-        """A named configuration (`"paper"`, `"tiny"`) with field overrides."""
-        if name not in cls.PRESETS:
-            raise ValueError(f"Unknown LSTUR preset {name!r}; known: {sorted(cls.PRESETS)}.")
-        return cls(**{**cls.PRESETS[name], **overrides})
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serializable fields (without `pretrained_embeddings`)."""
-        return {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if f.name != "pretrained_embeddings"
-        }
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> LSTURConfig:
-        """Builds a config from `to_dict()` output; unknown keys are errors."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - names
-        if unknown:
-            raise ValueError(f"Unknown LSTURConfig fields: {sorted(unknown)}.")
-        return cls(**values)
 
 
 @keras.saving.register_keras_serializable(package="usermodel")

@@ -26,13 +26,14 @@ import numpy as np
 from keras import ops
 
 from trainer.layers.attention import AdditiveAttentionPooling, MultiHeadSelfAttention
+from trainer.models.config_base import ModelConfig
 from trainer.models.news_ranking import NewsRankingModel
 
 __all__ = ["NRMS", "NRMSConfig", "NRMSNewsEncoder", "NRMSUserEncoder"]
 
 
 @dataclasses.dataclass
-class NRMSConfig:
+class NRMSConfig(ModelConfig):
     """Hyper-parameters of NRMS; defaults follow the paper (Section 3.1)."""
 
     vocab_size: int = 0
@@ -87,59 +88,12 @@ class NRMSConfig:
     }
 
     def __post_init__(self) -> None:
-        if self.pretrained_embeddings is not None:
-            matrix = np.asarray(self.pretrained_embeddings, dtype="float32")
-            if matrix.ndim != 2:
-                raise ValueError("pretrained_embeddings must be 2-D.")
-            if self.vocab_size in (0, None):
-                self.vocab_size = matrix.shape[0]
-            if matrix.shape != (self.vocab_size, self.embedding_dim):
-                raise ValueError(
-                    "pretrained_embeddings has shape "
-                    f"{matrix.shape}, expected "
-                    f"{(self.vocab_size, self.embedding_dim)}."
-                )
-            self.pretrained_embeddings = matrix
+        self._check_pretrained_embeddings()
 
     @property
     def news_dim(self) -> int:
         """Width of news and user vectors, `num_heads * head_dim`."""
         return self.num_heads * self.head_dim
-
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> NRMSConfig:
-        """A named configuration with optional field overrides.
-
-        Args:
-            name: `"paper"` (the defaults), `"reference"` (20 heads x 20, as
-                microsoft/recommenders) or `"tiny"` (small, for tests).
-            **overrides: field values replacing the preset's.
-
-        Returns:
-            A new `NRMSConfig`.
-        """
-        if name not in cls.PRESETS:
-            raise ValueError(
-                f"Unknown NRMS preset {name!r}; known: {sorted(cls.PRESETS)}."
-            )
-        return cls(**{**cls.PRESETS[name], **overrides})
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serializable fields (without `pretrained_embeddings`)."""
-        return {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if f.name != "pretrained_embeddings"
-        }
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> NRMSConfig:
-        """Builds a config from `to_dict()` output; unknown keys are errors."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - names
-        if unknown:
-            raise ValueError(f"Unknown NRMSConfig fields: {sorted(unknown)}.")
-        return cls(**values)
 
 
 @keras.saving.register_keras_serializable(package="usermodel")
