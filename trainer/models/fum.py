@@ -41,6 +41,7 @@ import numpy as np
 from keras import ops
 
 from trainer.layers.attention import AdditiveAttentionPooling, MultiHeadSelfAttention
+from trainer.layers.embedding import WordEmbedding
 from trainer.layers.fastformer import Fastformer
 from trainer.layers.pooling import HierarchicalPooling
 from trainer.models.config_base import ModelConfig
@@ -192,14 +193,6 @@ class FUMNoCoarseConfig(FUMConfig):
     """Off: the fine-grained model alone gives the user vector."""
 
 
-def _word_embedding(
-    vocab_size: int, dim: int, initializer: Any, trainable: bool, name: str
-) -> keras.layers.Embedding:
-    return keras.layers.Embedding(
-        vocab_size, dim, embeddings_initializer=initializer, trainable=trainable, name=name
-    )
-
-
 @keras.saving.register_keras_serializable(package="usermodel")
 class FUMNewsEncoder(keras.layers.Layer):
     """FUM news encoder: title, abstract, category, sub-category -> `[N, D]`.
@@ -276,11 +269,11 @@ class FUMNewsEncoder(keras.layers.Layer):
         self.embedding_initializer = keras.initializers.get(embedding_initializer)
         self.train_embeddings = bool(train_embeddings)
         self.seed = seed
-        self._pretrained_embeddings = pretrained_embeddings
         self.text_fields = ("title", "abstract") if self.use_abstract else ("title",)
-        self.word_embedding = _word_embedding(
-            self.vocab_size, self.embedding_dim, self.embedding_initializer,
-            self.train_embeddings, "word_embedding",
+        self.word_embedding = WordEmbedding(
+            self.vocab_size, self.embedding_dim, pretrained=pretrained_embeddings,
+            embeddings_initializer=self.embedding_initializer,
+            trainable=self.train_embeddings, name="word_embedding",
         )
         self.dropout_layer = keras.layers.Dropout(self.dropout, seed=seed)
         self.text_attention = {
@@ -311,9 +304,6 @@ class FUMNewsEncoder(keras.layers.Layer):
             self.category_embedding[f].build((None,))
             self.category_dense[f].build((None, self.category_dim))
         self.fusion.build((None, len(self.text_fields) * text_width + 2 * self.category_dim))
-        if self._pretrained_embeddings is not None:
-            self.word_embedding.embeddings.assign(self._pretrained_embeddings)
-            self._pretrained_embeddings = None
         self.built = True
 
     def _text(self, field: str, tokens: Any, training: bool) -> Any:
@@ -437,10 +427,10 @@ class FUMFineUserEncoder(keras.layers.Layer):
         self.embedding_initializer = keras.initializers.get(embedding_initializer)
         self.train_embeddings = bool(train_embeddings)
         self.seed = seed
-        self._pretrained_embeddings = pretrained_embeddings
-        self.word_embedding = _word_embedding(
-            self.vocab_size, self.embedding_dim, self.embedding_initializer,
-            self.train_embeddings, "word_embedding",
+        self.word_embedding = WordEmbedding(
+            self.vocab_size, self.embedding_dim, pretrained=pretrained_embeddings,
+            embeddings_initializer=self.embedding_initializer,
+            trainable=self.train_embeddings, name="word_embedding",
         )
         self.category_embedding = keras.layers.Embedding(
             self.num_categories, self.embedding_dim, name="category_embedding"
@@ -468,9 +458,6 @@ class FUMFineUserEncoder(keras.layers.Layer):
         self.fastformer.build((None, None, self.embedding_dim))
         self.pooling.build((None, None, None, self.fastformer.output_dim))
         self.projection.build((None, self.news_dim))
-        if self._pretrained_embeddings is not None:
-            self.word_embedding.embeddings.assign(self._pretrained_embeddings)
-            self._pretrained_embeddings = None
         self.built = True
 
     def call(self, history: dict[str, Any], training: bool = False) -> Any:

@@ -27,6 +27,7 @@ import numpy as np
 from keras import ops
 
 from trainer.layers.attention import AdditiveAttentionPooling
+from trainer.layers.embedding import WordEmbedding
 from trainer.models.config_base import ModelConfig
 from trainer.models.news_ranking import NewsRankingModel
 
@@ -180,9 +181,8 @@ class LSTURNewsEncoder(keras.layers.Layer):
         self.embedding_initializer = keras.initializers.get(embedding_initializer)
         self.train_embeddings = bool(train_embeddings)
         self.seed = seed
-        self._pretrained_embeddings = pretrained_embeddings
-        self.word_embedding = keras.layers.Embedding(
-            self.vocab_size, self.embedding_dim,
+        self.word_embedding = WordEmbedding(
+            self.vocab_size, self.embedding_dim, pretrained=pretrained_embeddings,
             embeddings_initializer=self.embedding_initializer,
             trainable=self.train_embeddings, name="word_embedding",
         )
@@ -209,9 +209,6 @@ class LSTURNewsEncoder(keras.layers.Layer):
         self.pooling.build((None, None, self.num_filters))
         self.category_embedding.build((None,))
         self.subcategory_embedding.build((None,))
-        if self._pretrained_embeddings is not None:
-            self.word_embedding.embeddings.assign(self._pretrained_embeddings)
-            self._pretrained_embeddings = None
         self.built = True
 
     def call(self, news: dict[str, Any], training: bool = False) -> Any:

@@ -26,6 +26,7 @@ import numpy as np
 from keras import ops
 
 from trainer.layers.attention import AdditiveAttentionPooling, MultiHeadSelfAttention
+from trainer.layers.embedding import WordEmbedding
 from trainer.models.config_base import ModelConfig
 from trainer.models.news_ranking import NewsRankingModel
 
@@ -154,10 +155,10 @@ class NRMSNewsEncoder(keras.layers.Layer):
         self.embedding_initializer = keras.initializers.get(embedding_initializer)
         self.train_embeddings = bool(train_embeddings)
         self.seed = seed
-        self._pretrained_embeddings = pretrained_embeddings
-        self.embedding = keras.layers.Embedding(
+        self.embedding = WordEmbedding(
             self.vocab_size,
             self.embedding_dim,
+            pretrained=pretrained_embeddings,
             embeddings_initializer=self.embedding_initializer,
             trainable=self.train_embeddings,
             name="word_embedding",
@@ -181,11 +182,6 @@ class NRMSNewsEncoder(keras.layers.Layer):
         self.embedding.build((None, None))
         self.self_attention.build((None, None, self.embedding_dim))
         self.pooling.build((None, None, self.self_attention.output_dim))
-        if self._pretrained_embeddings is not None:
-            self.embedding.embeddings.assign(
-                np.asarray(self._pretrained_embeddings, dtype="float32")
-            )
-            self._pretrained_embeddings = None  # do not keep a second copy
         self.built = True
 
     def call(self, news: dict[str, Any], training: bool = False) -> Any:
