@@ -86,10 +86,29 @@ class PipelineConfig:
             raise ConfigError(f"models: {unknown or 'none given'} — known models: {', '.join(sorted(MODELS))}")
         if self.train_steps < 1:
             raise ConfigError("train_steps: must be at least 1")
+        self._validate_word_vectors()
         try:
             self.gate.validate()
         except UserError as err:
             raise ConfigError(str(err)) from None
+
+    def _validate_word_vectors(self) -> None:
+        source = self.training.word_vectors
+        if not source:
+            return
+        from trainer.models import make_config
+        from trainer.word_vectors import SOURCES
+
+        if source not in SOURCES:
+            raise ConfigError(f"training.word_vectors: {source!r} is not one of {', '.join(SOURCES)}")
+        for model in self.models:
+            config = make_config(model, self.model_configs.get(model))
+            dim = getattr(config, "embedding_dim", None)
+            if dim != SOURCES[source]:
+                raise ConfigError(
+                    f"model_configs.{model}.embedding_dim: {dim} does not match training.word_vectors "
+                    f"{source!r} ({SOURCES[source]}-d vectors)"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -22,7 +22,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components.metrics import reference
-from trainer import news_export, news_input
+from trainer import news_export, news_input, word_vectors
 from trainer.metrics import ImpressionAUC
 from trainer.models import build_model, make_config
 from trainer.preprocessing import NewsTransformConfig
@@ -51,6 +51,9 @@ class TrainingConfig:
     """Impressions per batch when scoring whole impressions after training."""
     transform: dict[str, Any] = dataclasses.field(default_factory=dict)
     """The NewsTransformConfig fields the Transform ran with (lengths)."""
+    word_vectors: str | None = None
+    """Pretrained word vectors to initialise the word embeddings with (`glove-6b-50d`, as the
+    NRMS reference setup; needs `embedding_dim` 50), or None for random initialisation."""
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> "TrainingConfig":
@@ -115,6 +118,7 @@ def run_fn(fn_args) -> None:
         cfg.model,
         cfg.model_config,
         **_vocab_sizes(cfg.model, cfg.model_config, tft_output),
+        **_pretrained(cfg, tft_output),
     )
     fields = model.news_fields
     train = news_input.training_dataset(
@@ -136,6 +140,17 @@ def run_fn(fn_args) -> None:
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, TRAINING_METRICS_FILE), "w") as f:
         json.dump(metrics, f, indent=2)
     news_export.export(model, tft_output, table, fn_args.serving_model_dir)
+
+
+def _pretrained(cfg: TrainingConfig, tft_output: tft.TFTransformOutput) -> dict[str, Any]:
+    """`pretrained_embeddings` aligned with the word vocabulary, when `word_vectors` is set."""
+    if not cfg.word_vectors:
+        return {}
+    vocabulary = [w.decode("utf-8") for w in tft_output.vocabulary_by_name("words")]
+    vectors = word_vectors.aligned_matrix(vocabulary, cfg.word_vectors, seed=cfg.seed)
+    PROGRESS.info("%s: %s vectors for %d of %d vocabulary words (%.1f%%)", cfg.model, cfg.word_vectors,
+                  vectors.found, vectors.total, 100 * vectors.coverage)
+    return {"pretrained_embeddings": vectors.matrix}
 
 
 def _vocab_sizes(model: str, model_config, tft_output: tft.TFTransformOutput) -> dict[str, int]:

@@ -20,6 +20,9 @@ __all__ = [
     "MultiHeadSelfAttention",
     "large_negative",
     "masked_softmax",
+    "segment_max",
+    "segment_softmax",
+    "segment_sum",
 ]
 
 
@@ -60,6 +63,65 @@ def masked_softmax(logits: Any, mask: Any | None, axis: int = -1) -> Any:
     probs = ops.softmax(ops.where(keep, logits, fill), axis=axis)
     # A fully masked row has a uniform softmax above; zero it.
     return probs * ops.cast(keep, probs.dtype)
+
+
+def _sorted_segments(reduce: Any, data: Any, segment_ids: Any, num_segments: Any) -> Any:
+    """`reduce` (`ops.segment_sum` / `ops.segment_max`) over sorted ids, `num_segments` rows out.
+
+    The sorted kernels are about 4x faster than the unsorted ones on CPU.
+    TensorFlow's sorted kernel takes no `num_segments` and stops at the
+    largest id, so its result is padded with zero rows up to `num_segments`.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return reduce(data, segment_ids, num_segments, sorted=True)
+    out = reduce(data, segment_ids, sorted=True)
+    missing = num_segments - ops.shape(out)[0]
+    return ops.pad(out, [[0, missing]] + [[0, 0]] * (len(data.shape) - 1))
+
+
+def segment_sum(data: Any, segment_ids: Any, num_segments: Any) -> Any:
+    """Sum of the rows of `data` per segment; `segment_ids` sorted ascending."""
+    return _sorted_segments(ops.segment_sum, data, segment_ids, num_segments)
+
+
+def segment_max(data: Any, segment_ids: Any, num_segments: Any) -> Any:
+    """Max of the rows of `data` per segment (0 for an empty one); ids sorted ascending."""
+    return _sorted_segments(ops.segment_max, data, segment_ids, num_segments)
+
+
+def segment_softmax(logits: Any, segment_ids: Any, num_segments: Any, mask: Any) -> Any:
+    """Softmax of `logits` within each segment, over the entries where `mask` is true.
+
+    The segment form of `masked_softmax`, for sequences packed without
+    padding (several variable-length groups along one flat axis): entry `i`
+    belongs to group `segment_ids[i]` (sorted ascending), and its weight is
+    normalized over the masked-in entries of that group only, separately
+    for each trailing column (e.g. each attention head). Masked-out entries
+    get 0, and so does every entry of a group with no masked-in entry.
+
+    Args:
+        logits: float `[N]` or `[N, K]`.
+        segment_ids: int `[N]`, sorted, values in `[0, num_segments)`.
+        num_segments: number of groups (int or scalar tensor).
+        mask: `[N]`, nonzero / True for entries that take part.
+
+    Returns:
+        A tensor of the shape and dtype of `logits`.
+    """
+    keep = ops.cast(mask, "bool")
+    for _ in range(len(logits.shape) - 1):
+        keep = keep[..., None]
+    keep = ops.broadcast_to(keep, ops.shape(logits))
+    fill = ops.cast(large_negative(logits.dtype), logits.dtype)
+    top = segment_max(ops.where(keep, logits, fill), segment_ids, num_segments)
+    # Shift only the kept entries: `exp` of a masked entry minus its group's
+    # max could overflow, and `where` would turn that into a NaN gradient.
+    shifted = ops.where(keep, logits - ops.take(top, segment_ids, axis=0), 0.0)
+    weights = ops.exp(shifted) * ops.cast(keep, logits.dtype)
+    total = segment_sum(weights, segment_ids, num_segments)
+    small = 1e-7 if keras.backend.standardize_dtype(logits.dtype) == "float16" else 1e-30
+    total = ops.maximum(total, ops.cast(small, logits.dtype))
+    return weights / ops.take(total, segment_ids, axis=0)
 
 
 @keras.saving.register_keras_serializable(package="usermodel")
@@ -145,12 +207,19 @@ class AdditiveAttentionPooling(keras.layers.Layer):
         )
         self.built = True
 
-    def call(self, inputs: Any, mask: Any | None = None) -> Any:
-        # a_i = q^T tanh(V h_i + v): two matmuls over the flattened positions.
+    def scores(self, inputs: Any) -> Any:
+        """The attention logits `a_i = q^T tanh(V h_i + v)`, `[..., N]` for `[..., N, D]`.
+
+        Public so that callers pooling packed (unpadded) sequences can
+        normalize them per segment (`segment_softmax`).
+        """
         hidden = ops.tanh(
             ops.matmul(inputs, self.projection_kernel) + self.projection_bias
         )
-        logits = ops.squeeze(ops.matmul(hidden, self.query), axis=-1)  # [B, N]
+        return ops.squeeze(ops.matmul(hidden, self.query), axis=-1)
+
+    def call(self, inputs: Any, mask: Any | None = None) -> Any:
+        logits = self.scores(inputs)  # [B, N]
         weights = masked_softmax(logits, mask, axis=-1)  # [B, N]
         # r = sum_i alpha_i h_i as a batched [1, N] x [N, D] product.
         pooled = ops.matmul(ops.expand_dims(weights, axis=-2), inputs)

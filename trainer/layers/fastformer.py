@@ -6,6 +6,12 @@ makes fine-grained user modeling slow, and Fastformer's additive attention is
 the paper's answer. The official FUM code feeds the 1,600 tokens to Fastformer
 without a mask, so padded clicks and padded title slots take part in the global
 query and key; here padding gets exactly zero weight.
+
+Besides the usual padded `[B, N, D]` batch, the layer takes *packed* input:
+the real tokens of all sequences along one axis, `[N_total, D]`, with the
+sequence of each token (`segment_ids`). Its cost is then proportional to the
+number of real tokens, which is how FUM's fine-grained model skips the
+padding of its user documents (`trainer/models/fum.py`).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from trainer.layers.attention import masked_softmax
+from trainer.layers.attention import segment_softmax, segment_sum
 
 __all__ = ["Fastformer"]
 
@@ -51,16 +57,25 @@ class Fastformer(keras.layers.Layer):
         head_dim: int. Width of each head (FUM's official setting: 40); the
             output is `num_heads * head_dim` wide.
         use_bias: bool. Whether the projections have biases.
+        share_query_value: bool. Use the query projection as the value
+            projection (`W_v = W_q`): the query-value parameter sharing the
+            Fastformer paper proposes, and what the official FUM code does;
+            one projection fewer over the long user document.
         kernel_initializer: initializer of all kernels.
         bias_initializer: initializer of the biases.
         **kwargs: passed to `keras.layers.Layer`.
 
     Call arguments:
-        inputs: float tensor `[B, N, D]`.
-        mask: optional `[B, N]`, nonzero / True for real positions.
+        inputs: float tensor `[B, N, D]`, or packed `[N, D]` with
+            `segment_ids`.
+        mask: optional `[B, N]` (packed: `[N]`), nonzero / True for real
+            positions.
+        segment_ids: optional int `[N]`: packed input, the sequence
+            (`0 .. num_segments - 1`) of each token.
+        num_segments: number of sequences of packed input.
 
     Returns:
-        A tensor `[B, N, num_heads * head_dim]`.
+        A tensor `[B, N, num_heads * head_dim]` (packed: `[N, h * d]`).
 
     Example:
 
@@ -86,6 +101,7 @@ class Fastformer(keras.layers.Layer):
         num_heads: int,
         head_dim: int,
         use_bias: bool = True,
+        share_query_value: bool = False,
         kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
         bias_initializer: str | keras.initializers.Initializer = "zeros",
         **kwargs: Any,
@@ -99,6 +115,7 @@ class Fastformer(keras.layers.Layer):
         self.num_heads = int(num_heads)
         self.head_dim = int(head_dim)
         self.use_bias = bool(use_bias)
+        self.share_query_value = bool(share_query_value)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.supports_masking = True
@@ -113,14 +130,15 @@ class Fastformer(keras.layers.Layer):
         if dim is None:
             raise ValueError("The last input dimension must be known.")
         width = self.output_dim
-        # W_q, W_k, W_v fused into one [D, 3 * h * d] kernel: one matmul over
-        # the long sequence instead of three.
+        # W_q, W_k (and W_v unless shared with W_q) in one [D, n * h * d]
+        # kernel.
+        projections = 2 if self.share_query_value else 3
         self.qkv_kernel = self.add_weight(
-            name="qkv_kernel", shape=(dim, 3 * width), initializer=self.kernel_initializer
+            name="qkv_kernel", shape=(dim, projections * width), initializer=self.kernel_initializer
         )
         self.qkv_bias = (
             self.add_weight(
-                name="qkv_bias", shape=(3 * width,), initializer=self.bias_initializer
+                name="qkv_bias", shape=(projections * width,), initializer=self.bias_initializer
             )
             if self.use_bias
             else None
@@ -148,48 +166,67 @@ class Fastformer(keras.layers.Layer):
         )
         self.built = True
 
-    def _pool(self, values: Any, attention: Any, mask: Any | None) -> Any:
-        """Per-head additive pooling of `[B, N, h * d]` into `[B, 1, h * d]`.
+    def _pool(self, values: Any, attention: Any, mask: Any, segments: Any, num_segments: Any) -> Any:
+        """Per-head additive pooling of packed `[N, h * d]` values into `[S, h * d]`.
 
-        Written as matmuls on the flat `[B, N, h * d]` layout, which is about
-        as fast on CPU as the element-wise per-head form costs in memory
-        traffic alone: the per-head logits `w^T x / sqrt(d)` are one product
-        with a block-diagonal `[h * d, h]` matrix, and the weighted sums of
-        all heads are one `[B, h, N] x [B, N, h * d]` product whose diagonal
-        blocks (head k's weights on head k's columns) are kept.
+        The per-head logits `w^T x / sqrt(d)` of all heads are one product
+        with a block-diagonal `[h * d, h]` matrix.
         """
-        heads, width = self.num_heads, self.output_dim
+        heads = self.num_heads
         eye = ops.eye(heads, dtype=values.dtype)
         block = ops.cast(attention, values.dtype)[:, :, None] * eye[:, None, :]
-        block = ops.reshape(block, (width, heads)) * (self.head_dim**-0.5)
-        logits = ops.transpose(ops.matmul(values, block), (0, 2, 1))  # [B, h, N]
-        weights = masked_softmax(
-            logits, None if mask is None else mask[:, None, :], axis=-1
-        )
-        mixed = ops.matmul(weights, values)  # [B, h, h * d]
-        mixed = ops.reshape(mixed, (-1, heads, heads, self.head_dim))
-        pooled = ops.sum(mixed * eye[None, :, :, None], axis=1)  # [B, h, d]
-        return ops.reshape(pooled, (-1, 1, width))
+        block = ops.reshape(block, (self.output_dim, heads)) * (self.head_dim**-0.5)
+        weights = segment_softmax(ops.matmul(values, block), segments, num_segments, mask)
+        # Each head's weight on its own columns, by broadcasting over
+        # [N, h, d] (cheaper than repeating the weights to [N, h * d]).
+        heads_view = ops.reshape(values, (-1, heads, self.head_dim))
+        weighted = ops.reshape(weights[:, :, None] * heads_view, (-1, self.output_dim))
+        return segment_sum(weighted, segments, num_segments)
 
-    def call(self, inputs: Any, mask: Any | None = None) -> Any:
+    def call(
+        self,
+        inputs: Any,
+        mask: Any | None = None,
+        segment_ids: Any | None = None,
+        num_segments: Any | None = None,
+    ) -> Any:
+        if segment_ids is None:
+            # A padded batch: each row is a sequence.
+            batch, length = ops.shape(inputs)[0], ops.shape(inputs)[1]
+            flat = ops.reshape(inputs, (-1, inputs.shape[-1]))
+            flat_mask = None if mask is None else ops.reshape(mask, (-1,))
+            rows = ops.repeat(ops.arange(batch, dtype="int32"), length)
+            outputs = self._packed(flat, flat_mask, rows, batch)
+            return ops.reshape(outputs, (batch, length, self.output_dim))
+        if num_segments is None:
+            raise ValueError("Packed input (segment_ids) needs num_segments.")
+        return self._packed(inputs, mask, segment_ids, num_segments)
+
+    def _packed(self, inputs: Any, mask: Any | None, segments: Any, num_segments: Any) -> Any:
+        """Fastformer on packed tokens `[N, D]` of `num_segments` sequences."""
         width = self.output_dim
         kernel = ops.cast(self.qkv_kernel, inputs.dtype)
-        # Three products on column blocks of the fused kernel give contiguous
-        # Q, K and V (slicing one [B, N, 3hd] product would copy them).
-        query, key, value = (
-            ops.matmul(inputs, kernel[:, i * width : (i + 1) * width]) for i in range(3)
-        )  # eq. 1, each [B, N, h * d]
+        # One product per column block of the fused kernel gives contiguous
+        # Q, K and V (slicing one [N, 3hd] product would copy them).
+        projected = [
+            ops.matmul(inputs, kernel[:, i * width : (i + 1) * width])
+            for i in range(kernel.shape[1] // width)
+        ]  # eq. 1, each [N, h * d]
         if self.qkv_bias is not None:
             bias = ops.cast(self.qkv_bias, inputs.dtype)
-            query = query + bias[:width]
-            key = key + bias[width : 2 * width]
-            value = value + bias[2 * width :]
-        if mask is not None:
-            mask = ops.cast(mask, "bool")
-        global_query = self._pool(query, self.query_attention, mask)  # eqs. 3-4
-        interaction = global_query * key  # eq. 5
-        global_key = self._pool(interaction, self.key_attention, mask)  # eqs. 6-7
-        mixed = global_key * value  # eq. 8
+            projected = [x + bias[i * width : (i + 1) * width] for i, x in enumerate(projected)]
+        query, key = projected[0], projected[1]
+        value = query if self.share_query_value else projected[2]
+        if mask is None:
+            mask = ops.ones(ops.shape(segments), dtype="bool")
+
+        def spread(pooled: Any) -> Any:  # [S, h * d] -> each token's row
+            return ops.take(pooled, segments, axis=0)
+
+        global_query = self._pool(query, self.query_attention, mask, segments, num_segments)  # eqs. 3-4
+        interaction = spread(global_query) * key  # eq. 5
+        global_key = self._pool(interaction, self.key_attention, mask, segments, num_segments)  # eqs. 6-7
+        mixed = spread(global_key) * value  # eq. 8
         outputs = ops.matmul(mixed, ops.cast(self.output_kernel, inputs.dtype))
         if self.output_bias is not None:
             outputs = outputs + ops.cast(self.output_bias, inputs.dtype)
@@ -207,6 +244,7 @@ class Fastformer(keras.layers.Layer):
                 "num_heads": self.num_heads,
                 "head_dim": self.head_dim,
                 "use_bias": self.use_bias,
+                "share_query_value": self.share_query_value,
                 "kernel_initializer": keras.initializers.serialize(
                     self.kernel_initializer
                 ),

@@ -6,6 +6,12 @@ user vector needs the news boundaries back: pool the tokens of each click into
 a click vector, then pool the clicks. Doing it in two attentive steps (rather
 than one pooling over all 1,600 tokens) keeps every click's weight independent
 of its title length.
+
+The pooling is written on a *packed* layout (`pool_packed`): any subset of a
+user's tokens in any order, each tagged with its click and its kind (title
+word or k-th field token). The fine-grained user model uses it to skip the
+padding of its 1,600-token documents; the dense `[B, H, T, D]` call is the
+same computation with every position kept.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from trainer.layers.attention import AdditiveAttentionPooling
+from trainer.layers.attention import AdditiveAttentionPooling, segment_max, segment_softmax, segment_sum
 
 __all__ = ["HierarchicalPooling"]
 
@@ -109,20 +115,82 @@ class HierarchicalPooling(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs: Any, mask: Any | None = None, training: bool = False) -> Any:
-        batch, clicks = ops.shape(inputs)[0], ops.shape(inputs)[1]
+        batch, clicks = ops.shape(inputs)[0], inputs.shape[1]
+        if clicks is None:
+            clicks = ops.shape(inputs)[1]
         tokens, dim = inputs.shape[2], inputs.shape[3]
-        words = tokens - self.num_field_tokens
         if mask is None:
             mask = ops.ones(ops.shape(inputs)[:3], dtype="bool")
+        positions = ops.arange(batch * clicks * tokens, dtype="int32")
+        users, click_ids, kinds = self.token_layout(positions, clicks, tokens)
+        return self.pool_packed(
+            ops.reshape(inputs, (-1, dim)),
+            user_ids=users,
+            click_ids=click_ids,
+            kinds=kinds,
+            mask=ops.reshape(mask, (-1,)),
+            num_users=batch,
+            num_clicks=clicks,
+            training=training,
+        )
+
+    def token_layout(self, positions: Any, clicks: Any, tokens: int) -> tuple[Any, Any, Any]:
+        """User, click and kind of flat positions of the dense `[B, H, T]` layout.
+
+        Kind 0 is a title word, kind `k >= 1` the k-th field token (the last
+        `num_field_tokens` positions of each click).
+        """
+        per_user = clicks * tokens
+        within = positions % per_user
+        words = tokens - self.num_field_tokens
+        kinds = ops.maximum(within % tokens - (words - 1), 0)
+        return positions // per_user, within // tokens, kinds
+
+    def pool_packed(
+        self,
+        inputs: Any,
+        user_ids: Any,
+        click_ids: Any,
+        kinds: Any,
+        mask: Any,
+        num_users: Any,
+        num_clicks: Any,
+        training: bool = False,
+    ) -> Any:
+        """The pooling on packed token states (any subset of tokens, any order).
+
+        Args:
+            inputs: float `[N, D]`, token states.
+            user_ids: int `[N]`, the user (`0 .. B-1`) of each token.
+            click_ids: int `[N]`, its click (`0 .. H-1`).
+            kinds: int `[N]`: 0 for a title word, `k` for the k-th field
+                token. A click with a masked-in token must have each of its
+                field tokens exactly once; tokens of other clicks may be
+                missing (those clicks get no weight).
+            mask: `[N]`, nonzero for real tokens.
+            num_users: `B`.
+            num_clicks: `H`.
+            training: bool, enables dropout.
+
+        Returns:
+            A tensor `[B, news_dim]`.
+        """
+        segments = ops.cast(user_ids, "int32") * num_clicks + ops.cast(click_ids, "int32")
+        num_segments = num_users * num_clicks
         mask = ops.cast(mask, "bool")
-        flat = ops.reshape(inputs, (-1, tokens, dim))  # [B*H, T, D]
-        flat_mask = ops.reshape(mask, (-1, tokens))
-        title = self.word_pooling(flat[:, :words], mask=flat_mask[:, :words])
-        fields = ops.reshape(flat[:, words:], (-1, self.num_field_tokens * dim))
-        news = self.news_projection(ops.concatenate([title, fields], axis=-1))
+        # Word-level attention inside each click (title words only).
+        is_word = ops.logical_and(ops.equal(kinds, 0), mask)
+        weights = segment_softmax(self.word_pooling.scores(inputs), segments, num_segments, is_word)
+        parts = [segment_sum(weights[:, None] * inputs, segments, num_segments)]
+        # Each field token's state, picked out of its click.
+        for k in range(1, self.num_field_tokens + 1):
+            pick = ops.cast(ops.equal(kinds, k), inputs.dtype)[:, None]
+            parts.append(segment_sum(pick * inputs, segments, num_segments))
+        news = self.news_projection(ops.concatenate(parts, axis=-1))
         news = self.news_dropout(news, training=training)
-        news = ops.reshape(news, (batch, clicks, self.news_dim))
-        click_mask = ops.any(mask, axis=-1)  # [B, H]
+        news = ops.reshape(news, (num_users, num_clicks, self.news_dim))
+        real = segment_max(ops.cast(mask, "int32"), segments, num_segments)
+        click_mask = ops.reshape(ops.greater(real, 0), (num_users, num_clicks))
         return self.news_pooling(news, mask=click_mask)
 
     def compute_mask(self, inputs: Any, mask: Any | None = None) -> None:

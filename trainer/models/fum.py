@@ -44,6 +44,7 @@ from trainer.layers.attention import AdditiveAttentionPooling, MultiHeadSelfAtte
 from trainer.layers.embedding import WordEmbedding
 from trainer.layers.fastformer import Fastformer
 from trainer.layers.pooling import HierarchicalPooling
+from trainer.models import padding
 from trainer.models.config_base import ModelConfig
 from trainer.models.news_ranking import NewsRankingModel
 from trainer.models.nrms import NRMSUserEncoder
@@ -103,6 +104,10 @@ class FUMConfig(ModelConfig):
 
     fine_head_dim: int = 40
     """Width of each Fastformer head (official code: 40)."""
+
+    fine_share_query_value: bool = True
+    """Fastformer's values are its queries (`W_v = W_q`), as in the official
+    code and the Fastformer paper's parameter sharing."""
 
     fine_news_dim: int = 40
     """Width of the per-click vectors pooled from the token states."""
@@ -370,6 +375,8 @@ class FUMFineUserEncoder(keras.layers.Layer):
         embedding_dim: int. Token-embedding width.
         num_heads: int. Fastformer heads.
         head_dim: int. Fastformer head width.
+        share_query_value: bool. Fastformer values are its queries (official
+            code).
         attention_hidden_dim: int. Query size of both poolings.
         news_dim: int. Width of the per-click vectors.
         output_dim: int. Width of the output user vector.
@@ -403,6 +410,7 @@ class FUMFineUserEncoder(keras.layers.Layer):
         embedding_dim: int = 300,
         num_heads: int = 3,
         head_dim: int = 40,
+        share_query_value: bool = True,
         attention_hidden_dim: int = 200,
         news_dim: int = 40,
         output_dim: int = 30,
@@ -439,7 +447,10 @@ class FUMFineUserEncoder(keras.layers.Layer):
             self.num_subcategories, self.embedding_dim, name="subcategory_embedding"
         )
         self.dropout_layer = keras.layers.Dropout(self.dropout, seed=seed)
-        self.fastformer = Fastformer(self.num_heads, self.head_dim, name="fastformer")
+        self.share_query_value = bool(share_query_value)
+        self.fastformer = Fastformer(
+            self.num_heads, self.head_dim, share_query_value=self.share_query_value, name="fastformer"
+        )
         self.pooling = HierarchicalPooling(
             self.news_dim,
             word_hidden_dim=self.attention_hidden_dim,
@@ -462,29 +473,51 @@ class FUMFineUserEncoder(keras.layers.Layer):
 
     def call(self, history: dict[str, Any], training: bool = False) -> Any:
         title = history["title"]  # [B, H, L]
-        batch, clicks, length = ops.shape(title)[0], ops.shape(title)[1], title.shape[2]
-        tokens = length + 2
-        click = ops.cast(history["mask"], "bool")[..., None]  # [B, H, 1]
+        batch = ops.shape(title)[0]
+        clicks = title.shape[1] if title.shape[1] is not None else ops.shape(title)[1]
+        tokens = title.shape[2] + 2
         fields = ops.stack([history["category"], history["subcategory"]], axis=-1)
-        mask = ops.logical_and(
-            ops.not_equal(ops.concatenate([title, ops.cast(fields, title.dtype)], -1), 0),
-            click,
-        )  # [B, H, L + 2]
-        x = ops.concatenate(
-            [
-                self.word_embedding(title),
-                self.category_embedding(history["category"])[:, :, None],
-                self.subcategory_embedding(history["subcategory"])[:, :, None],
-            ],
-            axis=2,
-        )  # [B, H, L + 2, E]
-        x = ops.reshape(x, (batch, -1, self.embedding_dim))  # the user's document
+        ids = ops.concatenate([title, ops.cast(fields, title.dtype)], axis=-1)  # [B, H, L + 2]
+        click = ops.cast(history["mask"], "bool")[..., None]  # [B, H, 1]
+        is_field = ops.arange(tokens) >= title.shape[2]
+        # Attended: real words and known fields of real clicks. Kept in the
+        # document: those and every field token of a real click (pooling
+        # reads a click's field states even when the field is unknown).
+        attend = ops.reshape(ops.logical_and(ops.not_equal(ids, 0), click), (-1,))
+        keep = ops.logical_and(ops.logical_or(is_field, ops.not_equal(ids, 0)), click)
+        ids = ops.reshape(ids, (-1,))
+        positions = ops.arange(ops.shape(ids)[0], dtype="int32")
+        if padding.trimming_allowed():
+            # Pack: the kept tokens of all users along one axis, so no work is
+            # spent on padding (Fastformer and the poolings read segments,
+            # not positions; `trainer/models/padding.py`).
+            # Ascending positions keep every segment id sorted (faster kernels).
+            (positions,) = ops.nonzero(ops.reshape(keep, (-1,)))
+            ids, attend = ops.take(ids, positions), ops.take(attend, positions)
+        users, click_ids, kinds = self.pooling.token_layout(positions, clicks, tokens)
+        x = self._embed(ids, kinds)  # [N, E]
         x = self.dropout_layer(x, training=training)
-        x = self.fastformer(x, mask=ops.reshape(mask, (batch, -1)))
+        x = self.fastformer(x, mask=attend, segment_ids=users, num_segments=batch)
         x = self.dropout_layer(x, training=training)
-        x = ops.reshape(x, (batch, clicks, tokens, self.fastformer.output_dim))
-        user = self.projection(self.pooling(x, mask=mask, training=training))
-        return self.dropout_layer(user, training=training)
+        pooled = self.pooling.pool_packed(
+            x, user_ids=users, click_ids=click_ids, kinds=kinds, mask=attend,
+            num_users=batch, num_clicks=clicks, training=training,
+        )
+        return self.dropout_layer(self.projection(pooled), training=training)
+
+    def _embed(self, ids: Any, kinds: Any) -> Any:
+        """Embeddings of packed tokens: words, categories and sub-categories
+        each from their own table (the id is looked up in every table, 0 in
+        the tables of the other kinds, and the right row kept)."""
+        x = None
+        for kind, table in enumerate(
+            (self.word_embedding, self.category_embedding, self.subcategory_embedding)
+        ):
+            is_kind = ops.equal(kinds, kind)
+            part = table(ops.where(is_kind, ids, 0))
+            part = part * ops.cast(is_kind, part.dtype)[:, None]
+            x = part if x is None else x + part
+        return x
 
     def compute_output_shape(self, input_shape: Any) -> tuple[int | None, ...]:
         return (input_shape["title"][0], self.output_dim)
@@ -499,6 +532,7 @@ class FUMFineUserEncoder(keras.layers.Layer):
                 "embedding_dim": self.embedding_dim,
                 "num_heads": self.num_heads,
                 "head_dim": self.head_dim,
+                "share_query_value": self.share_query_value,
                 "attention_hidden_dim": self.attention_hidden_dim,
                 "news_dim": self.news_dim,
                 "output_dim": self.output_dim,
@@ -685,6 +719,7 @@ class FUM(NewsRankingModel):
                 embedding_dim=config.embedding_dim,
                 num_heads=config.fine_num_heads,
                 head_dim=config.fine_head_dim,
+                share_query_value=config.fine_share_query_value,
                 attention_hidden_dim=config.attention_hidden_dim,
                 news_dim=config.fine_news_dim,
                 output_dim=config.fine_user_dim,

@@ -28,6 +28,7 @@ import keras
 from keras import ops
 
 from trainer.layers.attention import large_negative
+from trainer.models import padding
 
 __all__ = ["NewsRankingModel", "masked_softmax_cross_entropy"]
 
@@ -132,19 +133,31 @@ class NewsRankingModel(keras.Model):
         super().__init__(**kwargs)
 
     # ------------------------------------------------------------------ parts
-    def encode_news(self, news: dict[str, Any], training: bool = False) -> Any:
+    def encode_news(
+        self, news: dict[str, Any], training: bool = False, valid: Any | None = None
+    ) -> Any:
         """Encodes articles: `{field: [N, ...]}` -> news vectors `[N, D]`.
+
+        Padded token positions are skipped (`trainer/models/padding.py`):
+        articles are encoded in length groups trimmed to their longest
+        title, which gives the same vectors as one padded block.
 
         Args:
             news: dict with one entry per name in `news_fields` (extra keys
                 are ignored).
             training: whether dropout is active.
+            valid: optional `[N]`, nonzero for real articles; padded slots
+                are encoded as empty articles (their vectors are masked
+                downstream).
 
         Returns:
             Float tensor `[N, D]`.
         """
         fields = {f: news[f] for f in self.news_fields}
-        return self.news_encoder(fields, training=training)
+        with padding.dynamic_shapes(self.jit_compile):
+            return padding.encode_by_length(
+                lambda part: self.news_encoder(part, training=training), fields, valid=valid
+            )
 
     def encode_news_sequences(
         self,
@@ -178,7 +191,11 @@ class NewsRankingModel(keras.Model):
             parts = [inputs[f"{p}_{field}"] for p in prefixes]
             joined = parts[0] if len(parts) == 1 else ops.concatenate(parts, 1)
             flat[field] = _flatten_two_leading(joined)
-        vectors = self.encode_news(flat, training=training)  # [B*sum(N), D]
+        valid = None
+        if all(f"{p}_mask" in inputs for p in prefixes):
+            masks = [inputs[f"{p}_mask"] for p in prefixes]
+            valid = ops.reshape(masks[0] if len(masks) == 1 else ops.concatenate(masks, 1), (-1,))
+        vectors = self.encode_news(flat, training=training, valid=valid)  # [B*sum(N), D]
         vectors = ops.reshape(vectors, (batch, -1, vectors.shape[-1]))
         if len(prefixes) == 1:
             return [vectors]
@@ -222,10 +239,11 @@ class NewsRankingModel(keras.Model):
         Returns:
             Float tensor `[B, D]`.
         """
-        (history_vectors,) = self.encode_news_sequences(
-            inputs, prefixes=("hist",), training=training
-        )
-        return self.user_representation(history_vectors, inputs, training)
+        with padding.dynamic_shapes(self.jit_compile):
+            (history_vectors,) = self.encode_news_sequences(
+                inputs, prefixes=("hist",), training=training
+            )
+            return self.user_representation(history_vectors, inputs, training)
 
     def score(
         self,
@@ -273,10 +291,11 @@ class NewsRankingModel(keras.Model):
         Returns:
             Float `[B, C]`.
         """
-        history_vectors, candidate_vectors = self.encode_news_sequences(
-            inputs, prefixes=("hist", "cand"), training=training
-        )
-        user_vectors = self.user_representation(history_vectors, inputs, training)
+        with padding.dynamic_shapes(self.jit_compile):
+            history_vectors, candidate_vectors = self.encode_news_sequences(
+                inputs, prefixes=("hist", "cand"), training=training
+            )
+            user_vectors = self.user_representation(history_vectors, inputs, training)
         return self.score(user_vectors, candidate_vectors, inputs.get("cand_mask"))
 
     def compute_loss(
