@@ -117,7 +117,7 @@ class PipelineConfig:
 # FUM at the demo scale (news and user vectors 128-d, as NRMS's 8 x 16); its ablations share it.
 _DEMO_FUM = {"embedding_dim": 64, "num_heads": 8, "head_dim": 16, "attention_hidden_dim": 64,
              "category_dim": 32, "news_dim": 128, "fine_num_heads": 2, "fine_head_dim": 16,
-             "fine_news_dim": 32, "fine_dim": 32}
+             "fine_news_dim": 32, "fine_dim": 32, "entity_num_heads": 4, "entity_head_dim": 16}
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The README's default run: minutes on a 2-core CPU, clearly above chance. It trains the

@@ -65,6 +65,8 @@ class Article:
     abstract: str = ""
     category: str = ""
     subcategory: str = ""
+    entities: tuple[str, ...] = ()
+    """Wikidata ids of the article's entities (MIND's `title_entities`, then `abstract_entities`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,6 +177,7 @@ class ServingClient:
             "title": _vector([a.title for a in articles]), "abstract": _vector([a.abstract for a in articles]),
             "category": _vector([a.category for a in articles]),
             "subcategory": _vector([a.subcategory for a in articles]),
+            "entities": _strings([list(a.entities) for a in articles]),
         }, **spec)
         return out["news_vector"]
 

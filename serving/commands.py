@@ -138,6 +138,7 @@ def add_query_parser(sub) -> None:
     news.add_argument("--abstract", default="")
     news.add_argument("--category", default="")
     news.add_argument("--subcategory", default="")
+    news.add_argument("--entities", nargs="*", default=[], help="Wikidata ids of the article's entities")
     user = what.add_parser("encode-user", help="the vector of a user")
     user.add_argument("--user", default="")
     user.add_argument("--history", nargs="*", default=[])
@@ -167,8 +168,8 @@ def _query(args: argparse.Namespace) -> int:
                 rows = client.score_candidates(args.model, args.user, args.history, args.candidates, **spec)
                 result = [{"news_id": n, "score": s} for n, s in rows]
             elif args.what == "encode-news":
-                vector = client.encode_news(args.model, [Article(args.title, args.abstract, args.category,
-                                                                 args.subcategory)], **spec)[0]
+                article = Article(args.title, args.abstract, args.category, args.subcategory, tuple(args.entities))
+                vector = client.encode_news(args.model, [article], **spec)[0]
                 result = {"news_vector": [round(float(v), 6) for v in vector]}
             elif args.what == "encode-user":
                 vector = client.encode_user(args.model, args.user, args.history, **spec)

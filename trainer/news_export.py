@@ -7,7 +7,8 @@ serving takes raw inputs:
 * ``serving_default(examples)`` — serialized raw impression tf.Examples (what TFMA feeds) →
   ``scores`` ``[B, C]`` for the candidates in order, ``candidate_mask`` ``[B, C]``;
 * ``score(user_id, history, candidates)`` — news ids, ``""`` = padding → ``scores``, ``candidate_mask``;
-* ``encode_news(title, abstract, category, subcategory)`` — raw articles → ``news_vector`` (cacheable);
+* ``encode_news(title, abstract, category, subcategory, entities)`` — raw articles (entities: Wikidata
+  ids, ``""`` = padding) → ``news_vector`` (cacheable);
 * ``encode_user(user_id, history)`` → ``user_vector``.
 
 Padded candidate slots score -1e9 (finite), so clients may sort rows without masking first.
@@ -128,7 +129,7 @@ class NewsServing:
         )
         return self._scores(t)
 
-    def encode_news(self, title, abstract, category, subcategory) -> dict[str, tf.Tensor]:
+    def encode_news(self, title, abstract, category, subcategory, entities) -> dict[str, tf.Tensor]:
         n = tf.shape(title, out_type=tf.int64)[0]
         t = self._transform(
             n,
@@ -136,8 +137,10 @@ class NewsServing:
             abstract=_scalar_to_sparse(abstract),
             category=_scalar_to_sparse(category),
             subcategory=_scalar_to_sparse(subcategory),
+            # The Transform keeps the title's entities, then the abstract's: given as one list.
+            title_entities=_dense_to_sparse(entities),
         )
-        lengths = {"title": self.table.fields["title"].shape[1], "abstract": self.table.fields["abstract"].shape[1]}
+        lengths = {f: self.table.fields[f].shape[1] for f in ("title", "abstract", "entities")}
         news = {}
         for f in self.fields:
             value = t[f]
@@ -166,6 +169,6 @@ def export(model: keras.Model, tft_output: tft.TFTransformOutput, table: news_in
     mat = lambda: tf.TensorSpec([None, None], _STR)  # noqa: E731
     archive.add_endpoint("serving_default", serving.serving_default, [tf.TensorSpec([None], _STR, name="examples")])
     archive.add_endpoint("score", serving.score, [vec(), mat(), mat()])
-    archive.add_endpoint("encode_news", serving.encode_news, [vec(), vec(), vec(), vec()])
+    archive.add_endpoint("encode_news", serving.encode_news, [vec(), vec(), vec(), vec(), mat()])
     archive.add_endpoint("encode_user", serving.encode_user, [vec(), mat()])
     archive.write_out(path, verbose=False)

@@ -23,7 +23,7 @@ import tensorflow_transform as tft
 
 from trainer.preprocessing import NewsTransformConfig
 
-NEWS_FIELDS = ("title", "abstract", "category", "subcategory")
+NEWS_FIELDS = ("title", "abstract", "category", "subcategory", "entities")
 IMPRESSION_FEATURES = ("impression_id", "user_index", "history", "history_mask", "candidates", "labels")
 
 
@@ -61,7 +61,7 @@ def _parse(files: list[str], tft_output: tft.TFTransformOutput, keys: Iterable[s
 def load_news_table(news_files: list[str], tft_output: tft.TFTransformOutput, cfg: NewsTransformConfig) -> NewsTable:
     """Reads the transformed `news` split into dense arrays (one pass, ~50 MB for MIND-large)."""
     num_news = tft_output.vocabulary_size_by_name("news_ids") + 2
-    lengths = {"title": cfg.title_length, "abstract": cfg.abstract_length}
+    lengths = {"title": cfg.title_length, "abstract": cfg.abstract_length, "entities": cfg.entity_length}
     fields = {f: np.zeros((num_news, lengths[f]) if f in lengths else num_news, np.int32) for f in NEWS_FIELDS}
     for batch in _parse(news_files, tft_output, ("news_index",) + NEWS_FIELDS):
         index = batch["news_index"].numpy()

@@ -30,6 +30,7 @@ CATEGORY_VOCAB = "categories"
 SUBCATEGORY_VOCAB = "subcategories"
 USER_VOCAB = "users"
 NEWS_VOCAB = "news_ids"
+ENTITY_VOCAB = "entities"
 
 
 @dataclasses.dataclass
@@ -42,6 +43,8 @@ class NewsTransformConfig:
     """Title tokens kept per article (NRMS/FUM use 30)."""
     abstract_length: int = 64
     """Abstract tokens kept per article."""
+    entity_length: int = 8
+    """Entities kept per article: the title's, then the abstract's (Wikidata ids)."""
     max_words: int = 100_000
     """Word vocabulary cap (most frequent first)."""
     min_word_count: int = 1
@@ -88,6 +91,14 @@ def _sparse_ids(sparse: tf.SparseTensor, vocab) -> tf.SparseTensor:
     return tf.SparseTensor(sparse.indices, _ids(sparse.values, vocab), sparse.dense_shape)
 
 
+def _entities(title: tf.SparseTensor, abstract: tf.SparseTensor, vocab, length: int) -> tf.SparseTensor:
+    """Entity ids of each article, the title's then the abstract's, truncated to `length`."""
+    both = tf.concat(
+        [tf.RaggedTensor.from_sparse(title), tf.RaggedTensor.from_sparse(abstract)], axis=1
+    )[:, :length]
+    return both.with_flat_values(_ids(both.flat_values, vocab)).to_sparse()
+
+
 def _tokens(text: tf.Tensor, vocab, length: int) -> tf.SparseTensor:
     """Token ids of each text, truncated to `length`, as a variable-length feature."""
     tokens = tokenize(text)[:, :length]
@@ -122,6 +133,10 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any] | Non
     categories = tft.vocabulary(inputs["category"].values, vocab_filename=CATEGORY_VOCAB)
     subcategories = tft.vocabulary(inputs["subcategory"].values, vocab_filename=SUBCATEGORY_VOCAB)
     users = tft.vocabulary(inputs["user_id"].values, vocab_filename=USER_VOCAB)
+    entities = tft.vocabulary(
+        tf.concat([inputs["title_entities"].values, inputs["abstract_entities"].values], axis=0),
+        vocab_filename=ENTITY_VOCAB,
+    )
     # The news-id vocabulary comes from news rows and is applied to impressions' id lists, so
     # history/candidate ids become row numbers of the trainer's news table.
     news_ids = tft.vocabulary(inputs["news_id"].values, vocab_filename=NEWS_VOCAB)
@@ -138,4 +153,5 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any] | Non
         "abstract": _tokens(abstract, words, cfg.abstract_length),
         "category": _id_or_pad(_scalar(inputs["category"], ""), categories),
         "subcategory": _id_or_pad(_scalar(inputs["subcategory"], ""), subcategories),
+        "entities": _entities(inputs["title_entities"], inputs["abstract_entities"], entities, cfg.entity_length),
     }

@@ -160,6 +160,7 @@ def _vocab_sizes(model: str, model_config, tft_output: tft.TFTransformOutput) ->
         "num_categories": tft_output.vocabulary_size_by_name("categories") + 2,
         "num_subcategories": tft_output.vocabulary_size_by_name("subcategories") + 2,
         "num_users": tft_output.vocabulary_size_by_name("users") + 2,
+        "num_entities": tft_output.vocabulary_size_by_name("entities") + 2,
     }
     declared = {f.name for f in dataclasses.fields(make_config(model, model_config))}
     return {k: v for k, v in sizes.items() if k in declared}

@@ -116,6 +116,12 @@ def test_raw_id_scoring_matches_serving_default(served, eval_examples):
         assert out["candidate_mask"][i, :n].numpy().all() and not out["candidate_mask"][i, n:].numpy().any()
 
 
+def _entity_ids(cols: list[str], width: int = 8) -> list[str]:
+    """The Wikidata ids of a news.tsv row (title's, then abstract's), padded with ""."""
+    ids = [e["WikidataId"] for text in cols[6:8] for e in json.loads(text or "[]")][:width]
+    return ids + [""] * (width - len(ids))
+
+
 def test_score_is_user_vector_dot_cached_news_vectors(run, served, eval_examples):
     """The papers' cacheable property: encode_news once, encode_user once, score by dot product."""
     config, _, _ = run
@@ -131,6 +137,7 @@ def test_score_is_user_vector_dot_cached_news_vectors(run, served, eval_examples
         abstract=tf.constant([news[c][4] for c in cands]),
         category=tf.constant([news[c][1] for c in cands]),
         subcategory=tf.constant([news[c][2] for c in cands]),
+        entities=tf.constant([_entity_ids(news[c]) for c in cands]),
     )["news_vector"].numpy()
     user = served.signatures["encode_user"](
         user_id=tf.constant([row["user_id"]]), history=tf.constant([row["history"]])

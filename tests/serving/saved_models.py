@@ -73,7 +73,7 @@ def _transform() -> tuple[tft.TFTransformOutput, news_input.NewsTable]:
                                os.path.join(transform_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
     tft_output = tft.TFTransformOutput(transform_dir)
     num_news = tft_output.vocabulary_size_by_name(preprocessing.NEWS_VOCAB) + 2
-    lengths = {"title": cfg.title_length, "abstract": cfg.abstract_length}
+    lengths = {"title": cfg.title_length, "abstract": cfg.abstract_length, "entities": cfg.entity_length}
     fields = {f: np.zeros((num_news, lengths[f]) if f in lengths else num_news, np.int32)
               for f in news_input.NEWS_FIELDS}
     for row in transformed[: len(NEWS_IDS)]:

@@ -41,7 +41,8 @@ NEWS_REQUESTS = {
     "score": {"user_id": _vector(["U1", "U-unknown"]),
               "history": _strings([NEWS[:4], [NEWS[5], ""] + [""] * 2]),
               "candidates": _strings([[NEWS[6], NEWS[7], NEWS[8]], [NEWS[1], "N-unknown", ""]])},
-    "encode_news": {k: _vector([a[k] for a in ARTICLES[:3]]) for k in ("title", "abstract", "category", "subcategory")},
+    "encode_news": {**{k: _vector([a[k] for a in ARTICLES[:3]]) for k in ("title", "abstract", "category", "subcategory")},
+                    "entities": _strings([["Q1", "Q2"], ["", ""], ["Q3", ""]])},
     "encode_user": {"user_id": _vector(["U1", "U2"]), "history": _strings([NEWS[:3], NEWS[3:6]])},
     "serving_default": {"examples": np.array([
         _example({"user_id": ["U1"], "history": NEWS[:3], "candidates": NEWS[4:7]}),

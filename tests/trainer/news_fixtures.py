@@ -18,6 +18,8 @@ VOCAB = 2 + TOPICS * WORDS_PER_TOPIC
 NUM_CATEGORIES = 2 + TOPICS
 NUM_SUBCATEGORIES = 2 + TOPICS * SUBS_PER_TOPIC
 NUM_USERS = 2 + 64
+ENTITIES_PER_TOPIC, E = 3, 4  # entity ids per topic, entities per article
+NUM_ENTITIES = 2 + TOPICS * ENTITIES_PER_TOPIC
 # Fixed per user, so training and evaluation sets agree (LSTUR's user embedding).
 _USER_RNG = np.random.default_rng(1234)
 USER_TOPICS = [_USER_RNG.choice(TOPICS, _USER_RNG.integers(1, 3), replace=False) for _ in range(NUM_USERS)]
@@ -42,7 +44,16 @@ def article(rng: np.random.Generator, topic: int) -> dict[str, np.ndarray]:
         "abstract": text(A),
         "category": np.int32(2 + topic),
         "subcategory": np.int32(2 + topic * SUBS_PER_TOPIC + rng.integers(SUBS_PER_TOPIC)),
+        "entities": text_entities(rng, topic),
     }
+
+
+def text_entities(rng: np.random.Generator, topic: int) -> np.ndarray:
+    """0 to `E` entity ids of `topic`, right-padded."""
+    ids = np.zeros(E, "int32")
+    n = rng.integers(0, E + 1)
+    ids[:n] = 2 + topic * ENTITIES_PER_TOPIC + rng.integers(0, ENTITIES_PER_TOPIC, n)
+    return ids
 
 
 def _articles(rows: list[dict], prefix: str) -> dict[str, np.ndarray]:
@@ -55,6 +66,7 @@ def _empty() -> dict[str, np.ndarray]:
         "abstract": np.zeros(A, "int32"),
         "category": np.int32(0),
         "subcategory": np.int32(0),
+        "entities": np.zeros(E, "int32"),
     }
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from news_fixtures import SIZES, impression_auc, impressions, training_set
+from news_fixtures import NUM_ENTITIES, SIZES, impression_auc, impressions, training_set
 from trainer.models import MODELS, build_model, make_config
 from trainer.models.fum import FUM, FUMConfig, FUMNoCoarseConfig, FUMNoFineConfig
 
@@ -159,3 +159,17 @@ def test_learns_planted_interests(name):
 def test_sources_use_keras_ops_only(relpath):
     source = (pathlib.Path(__file__).resolve().parents[2] / relpath).read_text()
     assert not re.search(r"\btensorflow\b|\btf\.|\bas tf\b", source), relpath
+
+
+def test_entities_are_read_when_the_data_has_them(batch, tmp_path):
+    model = _tiny(num_entities=NUM_ENTITIES)
+    assert model.news_fields[-1] == "entities" and "entities" not in _tiny().news_fields
+    scores = _np(model(batch))
+    changed = dict(batch, cand_entities=np.where(batch["cand_entities"] > 0, 2, 0).astype("int32"))
+    assert np.abs(_np(model(changed)) - scores).max() > 1e-6
+    no_entities = dict(batch, cand_entities=np.zeros_like(batch["cand_entities"]))
+    assert np.isfinite(_np(model(no_entities))).all()
+    path = str(tmp_path / "fum_entities.keras")
+    model.save(path)
+    restored = keras.models.load_model(path)
+    np.testing.assert_allclose(_np(restored(batch)), scores, rtol=1e-5, atol=1e-5)

@@ -25,8 +25,9 @@ def _row(**values):
 
 NEWS = [
     _row(news_id=[b"N1"], category=[b"sports"], subcategory=[b"nfl"], title=[b"Big Game tonight!"],
-         abstract=[b"The game is big."]),
-    _row(news_id=[b"N2"], category=[b"news"], subcategory=[b"us"], title=[b"Election news"]),
+         abstract=[b"The game is big."], title_entities=[b"Q1", b"Q2"], abstract_entities=[b"Q3", b"Q1"]),
+    _row(news_id=[b"N2"], category=[b"news"], subcategory=[b"us"], title=[b"Election news"],
+         abstract_entities=[b"Q1"]),
 ]
 IMPRESSIONS = [
     _row(impression_id=[7], user_id=[b"U1"], time=[100], history=[b"N1", b"N9", b"N2"],
@@ -39,7 +40,7 @@ IMPRESSIONS = [
 @pytest.fixture(scope="module")
 def transformed():
     schema = io_utils.parse_pbtxt_file(SCHEMA_FILE, schema_pb2.Schema())
-    config = {"history_length": 4, "title_length": 3, "abstract_length": 8}
+    config = {"history_length": 4, "title_length": 3, "abstract_length": 8, "entity_length": 3}
     with tft_beam.Context(temp_dir=tempfile.mkdtemp()):
         (rows, _), (_, _) = (NEWS + IMPRESSIONS, tft.DatasetMetadata(schema)) | tft_beam.AnalyzeAndTransformDataset(
             lambda x: preprocessing.preprocessing_fn(x, config)
@@ -77,3 +78,11 @@ def test_history_keeps_the_most_recent_clicks(transformed):
     n1, n2 = transformed[0]["news_index"], transformed[1]["news_index"]
     # history N2 N1 N2 N1 N2 (oldest first), history_length 4 → the last four.
     assert list(imp["history"]) == [n1, n2, n1, n2]
+
+
+def test_entities_title_first_then_abstract_truncated(transformed):
+    n1, n2, imp = transformed[0], transformed[1], transformed[2]
+    assert len(n1["entities"]) == 3 and min(n1["entities"]) >= FIRST_ID  # Q1 Q2 Q3 (Q1 cut)
+    assert n1["entities"][0] == n2["entities"][0]  # Q1 has one id wherever it occurs
+    assert len(set(n1["entities"])) == 3
+    assert len(imp["entities"]) == 0  # impression rows have none

@@ -21,7 +21,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from trainer.layers.attention import segment_softmax, segment_sum
+from trainer.layers.attention import masked_softmax, segment_softmax, segment_sum
 
 __all__ = ["Fastformer"]
 
@@ -166,20 +166,38 @@ class Fastformer(keras.layers.Layer):
         )
         self.built = True
 
-    def _pool(self, values: Any, attention: Any, mask: Any, segments: Any, num_segments: Any) -> Any:
-        """Per-head additive pooling of packed `[N, h * d]` values into `[S, h * d]`.
+    def _head_logits(self, values: Any, attention: Any) -> Any:
+        """Per-head logits `w^T x / sqrt(d)` of `[..., h * d]` values, `[..., h]`.
 
-        The per-head logits `w^T x / sqrt(d)` of all heads are one product
-        with a block-diagonal `[h * d, h]` matrix.
+        One product with a block-diagonal `[h * d, h]` matrix for all heads.
         """
         heads = self.num_heads
         eye = ops.eye(heads, dtype=values.dtype)
         block = ops.cast(attention, values.dtype)[:, :, None] * eye[:, None, :]
         block = ops.reshape(block, (self.output_dim, heads)) * (self.head_dim**-0.5)
-        weights = segment_softmax(ops.matmul(values, block), segments, num_segments, mask)
-        # Each head's weight on its own columns, by broadcasting over
-        # [N, h, d] (cheaper than repeating the weights to [N, h * d]).
-        heads_view = ops.reshape(values, (-1, heads, self.head_dim))
+        return ops.matmul(values, block)
+
+    def _pool_rows(self, values: Any, attention: Any, mask: Any | None) -> Any:
+        """Per-head additive pooling of a padded `[B, N, h * d]` into `[B, 1, h * d]`.
+
+        Matmuls on the flat layout: the weighted sums of all heads are one
+        `[B, h, N] x [B, N, h * d]` product whose diagonal blocks (head k's
+        weights on head k's columns) are kept.
+        """
+        heads = self.num_heads
+        logits = ops.transpose(self._head_logits(values, attention), (0, 2, 1))  # [B, h, N]
+        weights = masked_softmax(logits, None if mask is None else mask[:, None, :], axis=-1)
+        mixed = ops.reshape(ops.matmul(weights, values), (-1, heads, heads, self.head_dim))
+        pooled = ops.sum(mixed * ops.eye(heads, dtype=values.dtype)[None, :, :, None], axis=1)
+        return ops.reshape(pooled, (-1, 1, self.output_dim))
+
+    def _pool_segments(
+        self, values: Any, attention: Any, mask: Any, segments: Any, num_segments: Any
+    ) -> Any:
+        """Per-head additive pooling of packed `[N, h * d]` values into `[S, h * d]`."""
+        weights = segment_softmax(self._head_logits(values, attention), segments, num_segments, mask)
+        # Each head's weight on its own columns, by broadcasting over [N, h, d].
+        heads_view = ops.reshape(values, (-1, self.num_heads, self.head_dim))
         weighted = ops.reshape(weights[:, :, None] * heads_view, (-1, self.output_dim))
         return segment_sum(weighted, segments, num_segments)
 
@@ -190,42 +208,33 @@ class Fastformer(keras.layers.Layer):
         segment_ids: Any | None = None,
         num_segments: Any | None = None,
     ) -> Any:
-        if segment_ids is None:
-            # A padded batch: each row is a sequence.
-            batch, length = ops.shape(inputs)[0], ops.shape(inputs)[1]
-            flat = ops.reshape(inputs, (-1, inputs.shape[-1]))
-            flat_mask = None if mask is None else ops.reshape(mask, (-1,))
-            rows = ops.repeat(ops.arange(batch, dtype="int32"), length)
-            outputs = self._packed(flat, flat_mask, rows, batch)
-            return ops.reshape(outputs, (batch, length, self.output_dim))
-        if num_segments is None:
-            raise ValueError("Packed input (segment_ids) needs num_segments.")
-        return self._packed(inputs, mask, segment_ids, num_segments)
-
-    def _packed(self, inputs: Any, mask: Any | None, segments: Any, num_segments: Any) -> Any:
-        """Fastformer on packed tokens `[N, D]` of `num_segments` sequences."""
         width = self.output_dim
         kernel = ops.cast(self.qkv_kernel, inputs.dtype)
         # One product per column block of the fused kernel gives contiguous
-        # Q, K and V (slicing one [N, 3hd] product would copy them).
+        # Q, K and V (slicing one [..., 3hd] product would copy them).
         projected = [
             ops.matmul(inputs, kernel[:, i * width : (i + 1) * width])
             for i in range(kernel.shape[1] // width)
-        ]  # eq. 1, each [N, h * d]
+        ]  # eq. 1
         if self.qkv_bias is not None:
             bias = ops.cast(self.qkv_bias, inputs.dtype)
             projected = [x + bias[i * width : (i + 1) * width] for i, x in enumerate(projected)]
         query, key = projected[0], projected[1]
         value = query if self.share_query_value else projected[2]
-        if mask is None:
-            mask = ops.ones(ops.shape(segments), dtype="bool")
-
-        def spread(pooled: Any) -> Any:  # [S, h * d] -> each token's row
-            return ops.take(pooled, segments, axis=0)
-
-        global_query = self._pool(query, self.query_attention, mask, segments, num_segments)  # eqs. 3-4
+        if segment_ids is None:
+            # A padded batch [B, N, D]: pool over each row; [B, 1, hd] broadcasts.
+            mask = None if mask is None else ops.cast(mask, "bool")
+            pool = lambda v, w: self._pool_rows(v, w, mask)  # noqa: E731
+            spread = lambda pooled: pooled  # noqa: E731
+        else:
+            if num_segments is None:
+                raise ValueError("Packed input (segment_ids) needs num_segments.")
+            mask = ops.ones(ops.shape(segment_ids), "bool") if mask is None else ops.cast(mask, "bool")
+            pool = lambda v, w: self._pool_segments(v, w, mask, segment_ids, num_segments)  # noqa: E731
+            spread = lambda pooled: ops.take(pooled, segment_ids, axis=0)  # noqa: E731
+        global_query = pool(query, self.query_attention)  # eqs. 3-4
         interaction = spread(global_query) * key  # eq. 5
-        global_key = self._pool(interaction, self.key_attention, mask, segments, num_segments)  # eqs. 6-7
+        global_key = pool(interaction, self.key_attention)  # eqs. 6-7
         mixed = spread(global_key) * value  # eq. 8
         outputs = ops.matmul(mixed, ops.cast(self.output_kernel, inputs.dtype))
         if self.output_bias is not None:

@@ -7,11 +7,12 @@ a click vector, then pool the clicks. Doing it in two attentive steps (rather
 than one pooling over all 1,600 tokens) keeps every click's weight independent
 of its title length.
 
-The pooling is written on a *packed* layout (`pool_packed`): any subset of a
-user's tokens in any order, each tagged with its click and its kind (title
-word or k-th field token). The fine-grained user model uses it to skip the
-padding of its 1,600-token documents; the dense `[B, H, T, D]` call is the
-same computation with every position kept.
+Two layouts, the same computation: the padded `[B, H, T, D]` call, and a
+*packed* one (`pool_packed`): any subset of the users' tokens, each tagged
+with its user, click and kind (title word or k-th field token). The
+fine-grained user model packs its documents to skip their padding where
+shapes may depend on the data (TensorFlow without XLA) and uses the padded
+call elsewhere (JAX, XLA), where per-row matmuls beat segment reductions.
 """
 
 from __future__ import annotations
@@ -115,24 +116,25 @@ class HierarchicalPooling(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs: Any, mask: Any | None = None, training: bool = False) -> Any:
-        batch, clicks = ops.shape(inputs)[0], inputs.shape[1]
-        if clicks is None:
-            clicks = ops.shape(inputs)[1]
+        batch, clicks = ops.shape(inputs)[0], ops.shape(inputs)[1]
         tokens, dim = inputs.shape[2], inputs.shape[3]
+        words = tokens - self.num_field_tokens
         if mask is None:
             mask = ops.ones(ops.shape(inputs)[:3], dtype="bool")
-        positions = ops.arange(batch * clicks * tokens, dtype="int32")
-        users, click_ids, kinds = self.token_layout(positions, clicks, tokens)
-        return self.pool_packed(
-            ops.reshape(inputs, (-1, dim)),
-            user_ids=users,
-            click_ids=click_ids,
-            kinds=kinds,
-            mask=ops.reshape(mask, (-1,)),
-            num_users=batch,
-            num_clicks=clicks,
-            training=training,
+        mask = ops.cast(mask, "bool")
+        flat = ops.reshape(inputs, (-1, tokens, dim))  # [B*H, T, D]
+        flat_mask = ops.reshape(mask, (-1, tokens))
+        title = self.word_pooling(flat[:, :words], mask=flat_mask[:, :words])
+        fields = ops.reshape(flat[:, words:], (-1, self.num_field_tokens * dim))
+        return self._pool_clicks(
+            ops.concatenate([title, fields], axis=-1), ops.any(mask, axis=-1), batch, clicks, training
         )
+
+    def _pool_clicks(self, parts: Any, click_mask: Any, users: Any, clicks: Any, training: bool) -> Any:
+        """`[B * H, (1 + F) * D]` click parts -> news vectors -> attention over the clicks."""
+        news = self.news_dropout(self.news_projection(parts), training=training)
+        news = ops.reshape(news, (users, clicks, self.news_dim))
+        return self.news_pooling(news, mask=click_mask)
 
     def token_layout(self, positions: Any, clicks: Any, tokens: int) -> tuple[Any, Any, Any]:
         """User, click and kind of flat positions of the dense `[B, H, T]` layout.
@@ -186,12 +188,9 @@ class HierarchicalPooling(keras.layers.Layer):
         for k in range(1, self.num_field_tokens + 1):
             pick = ops.cast(ops.equal(kinds, k), inputs.dtype)[:, None]
             parts.append(segment_sum(pick * inputs, segments, num_segments))
-        news = self.news_projection(ops.concatenate(parts, axis=-1))
-        news = self.news_dropout(news, training=training)
-        news = ops.reshape(news, (num_users, num_clicks, self.news_dim))
         real = segment_max(ops.cast(mask, "int32"), segments, num_segments)
         click_mask = ops.reshape(ops.greater(real, 0), (num_users, num_clicks))
-        return self.news_pooling(news, mask=click_mask)
+        return self._pool_clicks(ops.concatenate(parts, axis=-1), click_mask, num_users, num_clicks, training)
 
     def compute_mask(self, inputs: Any, mask: Any | None = None) -> None:
         return None

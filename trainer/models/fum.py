@@ -77,6 +77,17 @@ class FUMConfig(ModelConfig):
     """Sub-category-embedding rows (0 = padding, 1 = unknown); filled in by
     the trainer."""
 
+    num_entities: int = 0
+    """Entity-embedding rows (0 = padding, 1 = unknown), filled in by the
+    trainer from the Transform's entity vocabulary; 0 = the news encoder
+    reads no entities."""
+
+    entity_num_heads: int = 5
+    """Self-attention heads of the entity encoder (official code: 5)."""
+
+    entity_head_dim: int = 40
+    """Width of each entity head (official code: 40, so 200-d)."""
+
     embedding_dim: int = 300
     """Word-embedding width (paper: 300-d GloVe)."""
 
@@ -154,6 +165,8 @@ class FUMConfig(ModelConfig):
             "fine_head_dim": 8,
             "fine_news_dim": 16,
             "fine_dim": 8,
+            "entity_num_heads": 2,
+            "entity_head_dim": 8,
             "dropout": 0.1,
         },
     }
@@ -200,14 +213,16 @@ class FUMNoCoarseConfig(FUMConfig):
 
 @keras.saving.register_keras_serializable(package="usermodel")
 class FUMNewsEncoder(keras.layers.Layer):
-    """FUM news encoder: title, abstract, category, sub-category -> `[N, D]`.
+    """FUM news encoder: title, abstract, category, sub-category, entities -> `[N, D]`.
 
     Title and abstract each go through word embedding -> dropout -> multi-head
     self-attention -> dropout -> additive attention (the NRMS text encoder,
     NRMS eqs. 1-5; one word-embedding table, separate attentions); category
-    and sub-category through an embedding, a dense layer and dropout. The
-    parts are concatenated and fused by `Dense(news_dim, relu)` (FUM Section
-    3.1).
+    and sub-category through an embedding, a dense layer and dropout; the
+    entities (Wikidata ids of the title's and abstract's entities, when the
+    data has them) through their own embedding, self-attention and attention
+    pooling. The parts are concatenated and fused by `Dense(news_dim, relu)`
+    (FUM Section 3.1).
 
     Args:
         vocab_size: int. Word-embedding rows.
@@ -220,6 +235,9 @@ class FUMNewsEncoder(keras.layers.Layer):
         category_dim: int. Category / sub-category width.
         news_dim: int. Output width.
         use_abstract: bool. Whether the abstract is read.
+        num_entities: int. Entity-embedding rows; 0 = no entity input.
+        entity_num_heads: int. Entity self-attention heads.
+        entity_head_dim: int. Width of each entity head.
         dropout: float. Dropout rate.
         embedding_initializer: word-embedding initializer.
         train_embeddings: bool. Whether the word table is trainable.
@@ -230,7 +248,8 @@ class FUMNewsEncoder(keras.layers.Layer):
 
     Call arguments:
         news: dict with `title` `[N, L]`, optionally `abstract` `[N, L']`,
-            `category` `[N]` and `subcategory` `[N]` (int ids, 0 = padding).
+            `category` `[N]`, `subcategory` `[N]` and, with `num_entities`,
+            `entities` `[N, E]` (int ids, 0 = padding).
         training: bool, enables dropout.
 
     References:
@@ -252,6 +271,9 @@ class FUMNewsEncoder(keras.layers.Layer):
         category_dim: int = 128,
         news_dim: int = 400,
         use_abstract: bool = True,
+        num_entities: int = 0,
+        entity_num_heads: int = 5,
+        entity_head_dim: int = 40,
         dropout: float = 0.2,
         embedding_initializer: str | keras.initializers.Initializer = "uniform",
         train_embeddings: bool = True,
@@ -270,6 +292,9 @@ class FUMNewsEncoder(keras.layers.Layer):
         self.category_dim = int(category_dim)
         self.news_dim = int(news_dim)
         self.use_abstract = bool(use_abstract)
+        self.num_entities = int(num_entities)
+        self.entity_num_heads = int(entity_num_heads)
+        self.entity_head_dim = int(entity_head_dim)
         self.dropout = float(dropout)
         self.embedding_initializer = keras.initializers.get(embedding_initializer)
         self.train_embeddings = bool(train_embeddings)
@@ -297,6 +322,18 @@ class FUMNewsEncoder(keras.layers.Layer):
             f: keras.layers.Dense(self.category_dim, name=f"{f}_dense")
             for f in ("category", "subcategory")
         }
+        if self.num_entities:
+            # Entities: own embedding table of the word width, self-attention and attention
+            # pooling (the official code's entity encoder).
+            self.entity_embedding = keras.layers.Embedding(
+                self.num_entities, self.embedding_dim, name="entity_embedding"
+            )
+            self.entity_attention = MultiHeadSelfAttention(
+                self.entity_num_heads, self.entity_head_dim, name="entity_self_attention"
+            )
+            self.entity_pooling = AdditiveAttentionPooling(
+                self.attention_hidden_dim, name="entity_attention"
+            )
         self.fusion = keras.layers.Dense(self.news_dim, activation="relu", name="fusion")
 
     def build(self, input_shape: Any = None) -> None:
@@ -308,7 +345,13 @@ class FUMNewsEncoder(keras.layers.Layer):
         for f in ("category", "subcategory"):
             self.category_embedding[f].build((None,))
             self.category_dense[f].build((None, self.category_dim))
-        self.fusion.build((None, len(self.text_fields) * text_width + 2 * self.category_dim))
+        fused = len(self.text_fields) * text_width + 2 * self.category_dim
+        if self.num_entities:
+            self.entity_embedding.build((None, None))
+            self.entity_attention.build((None, None, self.embedding_dim))
+            self.entity_pooling.build((None, None, self.entity_attention.output_dim))
+            fused += self.entity_attention.output_dim
+        self.fusion.build((None, fused))
         self.built = True
 
     def _text(self, field: str, tokens: Any, training: bool) -> Any:
@@ -323,6 +366,12 @@ class FUMNewsEncoder(keras.layers.Layer):
         for f in ("category", "subcategory"):
             x = self.category_dense[f](self.category_embedding[f](news[f]))
             parts.append(self.dropout_layer(x, training=training))
+        if self.num_entities:
+            ids = news["entities"]
+            mask = ops.not_equal(ids, 0)
+            x = self.dropout_layer(self.entity_embedding(ids), training=training)
+            x = self.dropout_layer(self.entity_attention(x, mask=mask), training=training)
+            parts.append(self.entity_pooling(x, mask=mask))
         return self.fusion(ops.concatenate(parts, axis=-1))
 
     def compute_output_shape(self, input_shape: Any) -> tuple[int | None, ...]:
@@ -342,6 +391,9 @@ class FUMNewsEncoder(keras.layers.Layer):
                 "category_dim": self.category_dim,
                 "news_dim": self.news_dim,
                 "use_abstract": self.use_abstract,
+                "num_entities": self.num_entities,
+                "entity_num_heads": self.entity_num_heads,
+                "entity_head_dim": self.entity_head_dim,
                 "dropout": self.dropout,
                 "embedding_initializer": keras.initializers.serialize(
                     self.embedding_initializer
@@ -479,30 +531,39 @@ class FUMFineUserEncoder(keras.layers.Layer):
         fields = ops.stack([history["category"], history["subcategory"]], axis=-1)
         ids = ops.concatenate([title, ops.cast(fields, title.dtype)], axis=-1)  # [B, H, L + 2]
         click = ops.cast(history["mask"], "bool")[..., None]  # [B, H, 1]
-        is_field = ops.arange(tokens) >= title.shape[2]
-        # Attended: real words and known fields of real clicks. Kept in the
-        # document: those and every field token of a real click (pooling
+        attend = ops.logical_and(ops.not_equal(ids, 0), click)  # real words, known fields
+        if not padding.trimming_allowed():
+            return self._padded(ids, attend, batch, clicks, tokens, training)
+        # Pack: the kept tokens of all users along one axis (ascending positions
+        # keep the segment ids sorted), so no work is spent on padding. Kept:
+        # the attended tokens and every field token of a real click (pooling
         # reads a click's field states even when the field is unknown).
-        attend = ops.reshape(ops.logical_and(ops.not_equal(ids, 0), click), (-1,))
+        is_field = ops.arange(tokens) >= title.shape[2]
         keep = ops.logical_and(ops.logical_or(is_field, ops.not_equal(ids, 0)), click)
-        ids = ops.reshape(ids, (-1,))
-        positions = ops.arange(ops.shape(ids)[0], dtype="int32")
-        if padding.trimming_allowed():
-            # Pack: the kept tokens of all users along one axis, so no work is
-            # spent on padding (Fastformer and the poolings read segments,
-            # not positions; `trainer/models/padding.py`).
-            # Ascending positions keep every segment id sorted (faster kernels).
-            (positions,) = ops.nonzero(ops.reshape(keep, (-1,)))
-            ids, attend = ops.take(ids, positions), ops.take(attend, positions)
+        (positions,) = ops.nonzero(ops.reshape(keep, (-1,)))
+        ids = ops.take(ops.reshape(ids, (-1,)), positions)
+        attend = ops.take(ops.reshape(attend, (-1,)), positions)
         users, click_ids, kinds = self.pooling.token_layout(positions, clicks, tokens)
-        x = self._embed(ids, kinds)  # [N, E]
-        x = self.dropout_layer(x, training=training)
+        x = self.dropout_layer(self._embed(ids, kinds), training=training)  # [N, E]
         x = self.fastformer(x, mask=attend, segment_ids=users, num_segments=batch)
         x = self.dropout_layer(x, training=training)
         pooled = self.pooling.pool_packed(
             x, user_ids=users, click_ids=click_ids, kinds=kinds, mask=attend,
             num_users=batch, num_clicks=clicks, training=training,
         )
+        return self.dropout_layer(self.projection(pooled), training=training)
+
+    def _padded(self, ids: Any, attend: Any, batch: Any, clicks: Any, tokens: int, training: bool) -> Any:
+        """The same model on the padded `[B, H * (L + 2)]` documents (static shapes)."""
+        positions = ops.arange(ops.shape(ids)[0] * clicks * tokens, dtype="int32")
+        _, _, kinds = self.pooling.token_layout(positions, clicks, tokens)
+        x = self._embed(ops.reshape(ids, (-1,)), kinds)
+        x = ops.reshape(x, (batch, -1, self.embedding_dim))  # the users' documents
+        x = self.dropout_layer(x, training=training)
+        x = self.fastformer(x, mask=ops.reshape(attend, (batch, -1)))
+        x = self.dropout_layer(x, training=training)
+        x = ops.reshape(x, (batch, clicks, tokens, self.fastformer.output_dim))
+        pooled = self.pooling(x, mask=attend, training=training)
         return self.dropout_layer(self.projection(pooled), training=training)
 
     def _embed(self, ids: Any, kinds: Any) -> Any:
@@ -688,9 +749,10 @@ class FUM(NewsRankingModel):
                 )
         self.config = config
         self.news_fields = (
-            ("title", "abstract", "category", "subcategory")
-            if config.use_abstract
-            else ("title", "category", "subcategory")
+            ("title",)
+            + (("abstract",) if config.use_abstract else ())
+            + ("category", "subcategory")
+            + (("entities",) if config.num_entities else ())
         )
         self.news_encoder = FUMNewsEncoder(
             vocab_size=config.vocab_size,
@@ -703,6 +765,9 @@ class FUM(NewsRankingModel):
             category_dim=config.category_dim,
             news_dim=config.news_dim,
             use_abstract=config.use_abstract,
+            num_entities=config.num_entities,
+            entity_num_heads=config.entity_num_heads,
+            entity_head_dim=config.entity_head_dim,
             dropout=config.dropout,
             embedding_initializer=config.embedding_initializer,
             train_embeddings=config.train_embeddings,
