@@ -16,7 +16,6 @@ Prints the median samples/s over timed windows of 10 steps (`train_on_batch`, as
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import statistics
 import sys
@@ -43,12 +42,9 @@ def main() -> int:
     # Only its download helper needs `retrying`; the model never downloads.
     sys.modules.setdefault("retrying", types.SimpleNamespace(retry=lambda *a, **k: (lambda f: f)))
     from pipeline import bench_train
-    from trainer import word_vectors
 
     cfg = bench_train.BenchConfig(lengths_from=args.lengths_from)
-    index, _ = word_vectors._glove_6b_50d()
-    vocabulary = list(itertools.islice(index, cfg.vocab_size - 2))
-    matrix = word_vectors.aligned_matrix(vocabulary, "glove-6b-50d").matrix
+    matrix = bench_train.glove_matrix(cfg)
 
     from recommenders.models.newsrec.models.nrms import NRMSModel
     from recommenders.models.newsrec.newsrec_utils import prepare_hparams

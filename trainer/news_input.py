@@ -58,11 +58,21 @@ def _parse(files: list[str], tft_output: tft.TFTransformOutput, keys: Iterable[s
     )
 
 
+def field_lengths(cfg: NewsTransformConfig) -> dict[str, int]:
+    """Width of each sequence field of the news table (the others are one id per article)."""
+    return {"title": cfg.title_length, "abstract": cfg.abstract_length, "entities": cfg.entity_length}
+
+
+def empty_fields(num_news: int, cfg: NewsTransformConfig) -> dict[str, np.ndarray]:
+    """Zero (all-padding) arrays for every news field, `num_news` rows."""
+    lengths = field_lengths(cfg)
+    return {f: np.zeros((num_news, lengths[f]) if f in lengths else num_news, np.int32) for f in NEWS_FIELDS}
+
+
 def load_news_table(news_files: list[str], tft_output: tft.TFTransformOutput, cfg: NewsTransformConfig) -> NewsTable:
     """Reads the transformed `news` split into dense arrays (one pass, ~50 MB for MIND-large)."""
-    num_news = tft_output.vocabulary_size_by_name("news_ids") + 2
-    lengths = {"title": cfg.title_length, "abstract": cfg.abstract_length, "entities": cfg.entity_length}
-    fields = {f: np.zeros((num_news, lengths[f]) if f in lengths else num_news, np.int32) for f in NEWS_FIELDS}
+    lengths = field_lengths(cfg)
+    fields = empty_fields(tft_output.vocabulary_size_by_name("news_ids") + 2, cfg)
     for batch in _parse(news_files, tft_output, ("news_index",) + NEWS_FIELDS):
         index = batch["news_index"].numpy()
         for f in NEWS_FIELDS:

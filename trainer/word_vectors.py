@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import pathlib
 
 import numpy as np
 
-__all__ = ["SOURCES", "AlignedVectors", "aligned_matrix"]
+__all__ = ["SOURCES", "AlignedVectors", "aligned_matrix", "load", "most_frequent"]
 
 #: Name in `TrainingConfig.word_vectors` -> width of its vectors.
 SOURCES: dict[str, int] = {"glove-6b-50d": 50}
@@ -53,6 +54,22 @@ def _glove_6b_50d() -> tuple[dict[str, int], np.ndarray]:
     return {w: i for i, w in enumerate(words)}, vectors
 
 
+def load(source: str) -> tuple[dict[str, int], np.ndarray]:
+    """`(word -> row, [words, dim] vectors)` of `source`, rows most frequent first (cached).
+
+    Raises:
+        ValueError: unknown `source`.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"word_vectors: unknown source {source!r}; known: {', '.join(SOURCES)}")
+    return _glove_6b_50d()
+
+
+def most_frequent(source: str, count: int) -> list[str]:
+    """The `count` most frequent words of `source` (a stand-in vocabulary for benchmarks)."""
+    return list(itertools.islice(load(source)[0], count))
+
+
 def aligned_matrix(vocabulary: list[str], source: str, seed: int = 0) -> AlignedVectors:
     """The embedding matrix of `vocabulary` (most frequent first) from `source`.
 
@@ -64,9 +81,7 @@ def aligned_matrix(vocabulary: list[str], source: str, seed: int = 0) -> Aligned
     Raises:
         ValueError: unknown `source`.
     """
-    if source not in SOURCES:
-        raise ValueError(f"word_vectors: unknown source {source!r}; known: {', '.join(SOURCES)}")
-    index, vectors = _glove_6b_50d()
+    index, vectors = load(source)
     rows = np.array([index.get(w, -1) for w in vocabulary], dtype=np.int64)
     known = rows >= 0
     mean, spread = vectors.mean(axis=0), vectors.std(axis=0)

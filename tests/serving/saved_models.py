@@ -72,10 +72,8 @@ def _transform() -> tuple[tft.TFTransformOutput, news_input.NewsTable]:
     metadata_io.write_metadata(tft.DatasetMetadata(schema),
                                os.path.join(transform_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
     tft_output = tft.TFTransformOutput(transform_dir)
-    num_news = tft_output.vocabulary_size_by_name(preprocessing.NEWS_VOCAB) + 2
-    lengths = {"title": cfg.title_length, "abstract": cfg.abstract_length, "entities": cfg.entity_length}
-    fields = {f: np.zeros((num_news, lengths[f]) if f in lengths else num_news, np.int32)
-              for f in news_input.NEWS_FIELDS}
+    lengths = news_input.field_lengths(cfg)
+    fields = news_input.empty_fields(tft_output.vocabulary_size_by_name(preprocessing.NEWS_VOCAB) + 2, cfg)
     for row in transformed[: len(NEWS_IDS)]:
         for f in news_input.NEWS_FIELDS:
             value = np.asarray(row[f], np.int32)

@@ -28,6 +28,15 @@ def _vector(values) -> np.ndarray:
     return np.array([v.encode() for v in values], dtype=object)
 
 
+def _concurrently(fn, items) -> None:
+    """Calls `fn(item)` for every item, each on its own thread, and waits for all."""
+    threads = [threading.Thread(target=fn, args=(item,)) for item in items]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def _example(features: dict[str, list[str]]) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature={
         k: tf.train.Feature(bytes_list=tf.train.BytesList(value=[x.encode() for x in v]))
@@ -225,11 +234,7 @@ def test_concurrent_requests_are_batched_and_split_back_exactly(model_root, star
     def call(user: str) -> None:
         results[user] = client.pctr("ctr", user, ["I1", "I2"], ["I3", "I4"])
 
-    threads = [threading.Thread(target=call, args=(u,)) for u in users]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _concurrently(call, users)
     pctr = tf.saved_model.load(f"{model_root}/ctr/1").signatures["pctr"]
     for user in users:
         expected = pctr(user_id=tf.constant([user] * 2), history=tf.constant([["I1", "I2"]] * 2),
@@ -258,11 +263,7 @@ def test_batched_news_scores_equal_single_calls(model_root, start_server, client
         results[user] = client.predict("fum", "score", {"user_id": _vector([user]), "history": _strings([history]),
                                                         "candidates": _strings([candidates])})
 
-    threads = [threading.Thread(target=call, args=(u,)) for u in users]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _concurrently(call, users)
     score = tf.saved_model.load(f"{model_root}/fum/1").signatures["score"]
     for user, (history, candidates) in users.items():
         expected = score(user_id=tf.constant([user]), history=tf.constant([history]),

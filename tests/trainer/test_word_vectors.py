@@ -14,7 +14,7 @@ from trainer.models import build_model
 def test_rows_follow_the_vocabulary_ids():
     vocabulary = ["the", "news", "qqzzxxq", "president"]
     aligned = word_vectors.aligned_matrix(vocabulary, "glove-6b-50d", seed=1)
-    index, glove = word_vectors._glove_6b_50d()
+    index, glove = word_vectors.load("glove-6b-50d")
     m = aligned.matrix
     assert m.shape == (len(vocabulary) + 2, 50) and m.dtype == np.float32
     np.testing.assert_array_equal(m[0], 0.0)  # padding
@@ -39,7 +39,7 @@ def test_the_trainer_builds_models_with_the_aligned_vectors():
     model = build_model("nrms", "tiny", vocab_size=5, embedding_dim=50, **extra)
     model.encode_news({"title": np.array([[2, 3, 0]], "int32")})
     table = model.news_encoder.embedding.embeddings.numpy()
-    index, glove = word_vectors._glove_6b_50d()
+    index, glove = word_vectors.load("glove-6b-50d")
     np.testing.assert_array_equal(table[2], glove[index["the"]])
     assert run_fn._pretrained(run_fn.TrainingConfig(), _Transform()) == {}
 

@@ -555,7 +555,7 @@ class FUMFineUserEncoder(keras.layers.Layer):
 
     def _padded(self, ids: Any, attend: Any, batch: Any, clicks: Any, tokens: int, training: bool) -> Any:
         """The same model on the padded `[B, H * (L + 2)]` documents (static shapes)."""
-        positions = ops.arange(ops.shape(ids)[0] * clicks * tokens, dtype="int32")
+        positions = ops.arange(batch * clicks * tokens, dtype="int32")
         _, _, kinds = self.pooling.token_layout(positions, clicks, tokens)
         x = self._embed(ops.reshape(ids, (-1,)), kinds)
         x = ops.reshape(x, (batch, -1, self.embedding_dim))  # the users' documents

@@ -19,7 +19,8 @@ Trimming needs shapes that depend on the data, so it runs only where they
 are allowed: the TensorFlow backend without XLA (the TFX Trainer and the TF
 Serving export). Under JAX or with `jit_compile`, the batch is encoded as one
 padded block, which is the same computation. `map_by_length` is the general
-form (FUM's fine-grained user model packs each user's real tokens with it).
+grouping; FUM's fine-grained user model instead packs its documents' real
+tokens along one axis (`trainer/models/fum.py`), asking `trimming_allowed()`.
 """
 
 from __future__ import annotations
