@@ -20,8 +20,9 @@ different clicks are lost. FUM keeps them:
   concatenated (official widths 370 + 30 = 400, the news-vector width).
 * **News encoder** (Section 3.1): title and abstract words (self-attention +
   additive attention each), category and sub-category embeddings, fused by a
-  dense layer into a 400-d news vector. Entities are not used: the Transform
-  does not expose them as model fields yet.
+  dense layer into a 400-d news vector; with `num_entities` set (the trainer
+  sets it from the Transform's entity vocabulary) also the clicks' Wikidata
+  entities (own embedding, self-attention, attention pooling; official code).
 * **Click prediction and training** (Section 3.4): `y = u^T r`, softmax over
   one click and K negatives (`NewsRankingModel`).
 
