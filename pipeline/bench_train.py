@@ -324,7 +324,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"--models: unknown {unknown}; known: {', '.join(VARIANTS)}")
     cfg = BenchConfig(models=models, steps=args.steps, windows=args.windows, jit_compile=args.jit_compile,
                       mixed_precision=args.mixed_precision, batch_size=args.batch_size,
-                      lengths_from=args.lengths_from)
+                      embedding_dim=args.embedding_dim, lengths_from=args.lengths_from)
     results = measure(cfg, progress=lambda line: print(line, flush=True))
     print()
     print(markdown(results, cfg))
@@ -342,6 +342,9 @@ def add_bench_train_parser(bench_sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--steps", type=int, default=10, help="optimizer steps per timed window")
     parser.add_argument("--windows", type=int, default=5, help="timed windows (median reported)")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--embedding-dim", type=int, default=50,
+                        help="word-embedding width (50: GloVe-initialised, the NRMS reference setup; "
+                             "FUM's paper uses 300, randomly initialised here)")
     parser.add_argument("--jit-compile", action="store_true", help="compile steps with XLA")
     parser.add_argument("--mixed-precision", action="store_true", help="bfloat16 compute, float32 weights")
     parser.add_argument("--lengths-from", metavar="DIR",

@@ -41,6 +41,7 @@ def test_config_defaults_follow_paper():
     assert (c.num_heads, c.head_dim) == (20, 20)
     assert (c.fine_num_heads, c.fine_head_dim, c.fine_dim) == (3, 40, 30)
     assert (c.coarse_dim, c.fine_user_dim) == (370, 30)
+    assert c.fine_share_query_value and not c.fine_use_bias  # official code: W_v = W_q, no biases
     assert (FUMNoFineConfig().coarse_dim, FUMNoFineConfig().fine_user_dim) == (400, 0)
     assert (FUMNoCoarseConfig().coarse_dim, FUMNoCoarseConfig().fine_user_dim) == (0, 400)
     tiny = FUMConfig.preset("tiny", **SIZES)
@@ -53,6 +54,14 @@ def test_config_defaults_follow_paper():
         FUMConfig.from_dict({"nope": 1})
     with pytest.raises(ValueError):
         build_model("fum", "tiny")  # vocabulary sizes not set
+
+
+def test_fine_fastformer_has_biases_only_when_configured():
+    names = lambda model: {w.path.split("/")[-1] for w in model.user_encoder.fine_encoder.fastformer.weights}  # noqa: E731
+    plain, biased = _tiny(), _tiny(fine_use_bias=True)
+    plain.build(), biased.build()
+    assert names(plain) == {"qkv_kernel", "query_attention", "key_attention", "output_kernel"}
+    assert names(biased) - names(plain) == {"qkv_bias", "output_bias"}
 
 
 def test_registry_entries():

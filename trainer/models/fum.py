@@ -121,6 +121,10 @@ class FUMConfig(ModelConfig):
     """Fastformer's values are its queries (`W_v = W_q`), as in the official
     code and the Fastformer paper's parameter sharing."""
 
+    fine_use_bias: bool = False
+    """Whether Fastformer's projections have biases. Off: the Fastformer
+    equations and the official FUM code have none."""
+
     fine_news_dim: int = 40
     """Width of the per-click vectors pooled from the token states."""
 
@@ -430,6 +434,8 @@ class FUMFineUserEncoder(keras.layers.Layer):
         head_dim: int. Fastformer head width.
         share_query_value: bool. Fastformer values are its queries (official
             code).
+        use_bias: bool. Whether Fastformer's projections have biases (the
+            equations and the official code: none).
         attention_hidden_dim: int. Query size of both poolings.
         news_dim: int. Width of the per-click vectors.
         output_dim: int. Width of the output user vector.
@@ -464,6 +470,7 @@ class FUMFineUserEncoder(keras.layers.Layer):
         num_heads: int = 3,
         head_dim: int = 40,
         share_query_value: bool = True,
+        use_bias: bool = False,
         attention_hidden_dim: int = 200,
         news_dim: int = 40,
         output_dim: int = 30,
@@ -501,8 +508,10 @@ class FUMFineUserEncoder(keras.layers.Layer):
         )
         self.dropout_layer = keras.layers.Dropout(self.dropout, seed=seed)
         self.share_query_value = bool(share_query_value)
+        self.use_bias = bool(use_bias)
         self.fastformer = Fastformer(
-            self.num_heads, self.head_dim, share_query_value=self.share_query_value, name="fastformer"
+            self.num_heads, self.head_dim, use_bias=self.use_bias,
+            share_query_value=self.share_query_value, name="fastformer",
         )
         self.pooling = HierarchicalPooling(
             self.news_dim,
@@ -595,6 +604,7 @@ class FUMFineUserEncoder(keras.layers.Layer):
                 "num_heads": self.num_heads,
                 "head_dim": self.head_dim,
                 "share_query_value": self.share_query_value,
+                "use_bias": self.use_bias,
                 "attention_hidden_dim": self.attention_hidden_dim,
                 "news_dim": self.news_dim,
                 "output_dim": self.output_dim,
@@ -786,6 +796,7 @@ class FUM(NewsRankingModel):
                 num_heads=config.fine_num_heads,
                 head_dim=config.fine_head_dim,
                 share_query_value=config.fine_share_query_value,
+                use_bias=config.fine_use_bias,
                 attention_hidden_dim=config.attention_hidden_dim,
                 news_dim=config.fine_news_dim,
                 output_dim=config.fine_user_dim,
