@@ -336,18 +336,20 @@ def _run(args: argparse.Namespace) -> int:
 
 def add_bench_train_parser(bench_sub: argparse._SubParsersAction) -> None:
     """Adds `usermodel bench train` to the `bench` subcommand group."""
+    from components.errors import positive, writable_file
+
     parser = bench_sub.add_parser("train", help="training/inference speed of news models at the paper-style setting")
     parser.add_argument("--models", nargs="+", default=["nrms,lstur,fum_title,fum"],
                         help=f"comma/space-separated variants: {', '.join(VARIANTS)}")
-    parser.add_argument("--steps", type=int, default=10, help="optimizer steps per timed window")
-    parser.add_argument("--windows", type=int, default=5, help="timed windows (median reported)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--embedding-dim", type=int, default=50,
+    parser.add_argument("--steps", type=positive(int), default=10, help="optimizer steps per timed window")
+    parser.add_argument("--windows", type=positive(int), default=5, help="timed windows (median reported)")
+    parser.add_argument("--batch-size", type=positive(int), default=32)
+    parser.add_argument("--embedding-dim", type=positive(int), default=50,
                         help="word-embedding width (50: GloVe-initialised, the NRMS reference setup; "
                              "FUM's paper uses 300, randomly initialised here)")
     parser.add_argument("--jit-compile", action="store_true", help="compile steps with XLA")
     parser.add_argument("--mixed-precision", action="store_true", help="bfloat16 compute, float32 weights")
     parser.add_argument("--lengths-from", metavar="DIR",
                         help="draw title/abstract lengths and history sizes from this MIND-format directory")
-    parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--json", type=writable_file, help="also write the results here")
     parser.set_defaults(fn=_run)

@@ -29,7 +29,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 
-from components.errors import UserError
+from components.errors import UserError, writable_file
 from pipeline import bench_train
 from serving import commands as serving_commands
 
@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     ins = data_sub.add_parser("inspect", help="parse a dataset and report rows, malformed lines, unknown ids")
     ins.add_argument("kind", choices=["mind", "movielens", "taobao"])
     ins.add_argument("dir")
-    ins.add_argument("--json", help="also write the report as JSON here")
+    ins.add_argument("--json", type=writable_file, help="also write the report as JSON here")
     ins.set_defaults(fn=_data_inspect)
 
     serving_commands.add_serve_parser(sub)

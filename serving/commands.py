@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from components.errors import UserError
+from components.errors import UserError, positive, writable_file
 
 
 # ---------------------------------------------------------------------------- serve
@@ -214,16 +214,16 @@ def add_bench_serve_parser(bench_sub) -> None:
     where.add_argument("--model-base-path", help="start `usermodel serve` on this root (and the real binary if on PATH)")
     where.add_argument("--target", help="load an already running server at host:port")
     bench.add_argument("--model", default="nrms")
-    bench.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8])
-    bench.add_argument("--duration", type=float, default=10.0, help="measured seconds per concurrency level")
+    bench.add_argument("--concurrency", type=positive(int), nargs="+", default=[1, 2, 4, 8])
+    bench.add_argument("--duration", type=positive(float), default=10.0, help="measured seconds per concurrency level")
     bench.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each level")
     bench.add_argument("--mix", default="score=1", help="signature weights, e.g. score=8,encode_user=1")
     bench.add_argument("--history", type=int, default=50, help="history ids per request (default 50)")
-    bench.add_argument("--candidates", type=int, default=100, help="candidate ids per request (default 100)")
+    bench.add_argument("--candidates", type=positive(int), default=100, help="candidate ids per request (default 100)")
     bench.add_argument("--news-tsv", help="MIND news.tsv to draw real news ids and text from")
     bench.add_argument("--batching-parameters-file", help="batching of the started servers")
     bench.add_argument("--no-batching", action="store_true", help="start the servers without batching")
-    bench.add_argument("--json", help="also write the results here")
+    bench.add_argument("--json", type=writable_file, help="also write the results here")
     bench.set_defaults(fn=_bench_serve)
 
 

@@ -59,6 +59,8 @@ def test_cli_wiring():
     args = cli.build_parser().parse_args(["bench", "train", "--models", "nrms,fum", "lstur", "--steps", "3"])
     assert args.fn is bench_train._run and args.steps == 3 and args.embedding_dim == 50
     assert cli.build_parser().parse_args(["bench", "train", "--embedding-dim", "300"]).embedding_dim == 300
+
+
     with pytest.raises(Exception, match="unknown"):
         bench_train._run(argparse.Namespace(models=["nrms,nope"], steps=1, windows=1, jit_compile=False,
                                             mixed_precision=False, batch_size=2, json=None,

@@ -70,3 +70,25 @@ def test_cli_generates_and_inspects_data(tmp_path, capsys):
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["counters"]["impressions"] == 2000
     assert "| counter | count |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "train", "--steps", "0"], "must be positive, got 0"),
+    (["bench", "train", "--windows", "-1"], "must be positive, got -1"),
+    (["bench", "train", "--batch-size", "two"], "not a number: 'two'"),
+    (["bench", "train", "--embedding-dim", "0"], "must be positive"),
+    (["bench", "train", "--json", "/no/such/folder/out.json"], "folder /no/such/folder does not exist"),
+    (["bench", "serve", "--target", "localhost:1", "--concurrency", "1", "0"], "must be positive"),
+    (["bench", "serve", "--target", "localhost:1", "--duration", "0"], "must be positive"),
+    (["bench", "serve", "--target", "localhost:1", "--candidates", "-5"], "must be positive"),
+    (["bench", "serve", "--target", "localhost:1", "--json", "/"], "/ is a folder, not a file"),
+    (["data", "inspect", "mind", "data", "--json", "/no/such/folder/out.json"], "folder /no/such/folder does not exist"),
+])
+def test_bad_counts_and_output_files_are_usage_errors(argv, message, capsys):
+    # Rejected while parsing, before any model is built or measured.
+    with pytest.raises(SystemExit) as exit_info:
+        cli.build_parser().parse_args(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    flag = next(a for a in reversed(argv) if a.startswith("--"))
+    assert f"argument {flag}: {message}" in err and "Traceback" not in err
