@@ -86,11 +86,23 @@ class PipelineConfig:
             raise ConfigError(f"models: {unknown or 'none given'} — known models: {', '.join(sorted(MODELS))}")
         if self.train_steps < 1:
             raise ConfigError("train_steps: must be at least 1")
+        self._validate_model_configs()
         self._validate_word_vectors()
         try:
             self.gate.validate()
         except UserError as err:
             raise ConfigError(str(err)) from None
+
+    def _validate_model_configs(self) -> None:
+        """Builds every model's config now, so a misspelt or out-of-range field stops the run
+        before ingestion rather than in its Trainer."""
+        from trainer.models import make_config
+
+        for model in self.models:
+            try:
+                make_config(model, self.model_configs.get(model))
+            except (TypeError, ValueError) as err:
+                raise ConfigError(f"model_configs.{model}: {err}") from None
 
     def _validate_word_vectors(self) -> None:
         source = self.training.word_vectors

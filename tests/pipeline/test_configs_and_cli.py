@@ -30,6 +30,10 @@ def test_preset_file_and_flags_apply_in_order(tmp_path):
         ("dataset: mind\n", "data_dir: required"),
         ("gate:\n  max_drop: {auc: 0.1}\n", "gate.max_drop: unknown metrics"),
         ("train_steps: [\n", "c.yaml: not valid YAML"),
+        ("models: [fum]\nmodel_configs:\n  fum: {fine_use_bais: true}\n",
+         "model_configs.fum: Unknown FUMConfig fields: ['fine_use_bais']"),
+        ("models: [fum]\nmodel_configs:\n  fum: {fine_dim: 900}\n", "model_configs.fum: fine_dim must be in"),
+        ("model_configs:\n  nrms: huge\n", "model_configs.nrms: Unknown NRMSConfig preset 'huge'"),
     ],
 )
 def test_config_mistakes_name_the_field(tmp_path, text, message):

@@ -58,7 +58,7 @@ def make_config(name: str, config: Any = None, **overrides: Any) -> Any:
     elif isinstance(config, str):
         config = config_cls.preset(config)
     elif isinstance(config, dict):
-        config = config_cls(**config)
+        config = config_cls.from_dict(config)
     elif not isinstance(config, config_cls):
         raise TypeError(
             f"config for {name!r} must be {config_cls.__name__}, a dict, a "
