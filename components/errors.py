@@ -28,7 +28,6 @@ def positive(kind: type = int) -> Callable[[str], int | float]:
             raise argparse.ArgumentTypeError(f"must be positive, got {text}")
         return value
 
-    parse.__name__ = f"positive {kind.__name__}"
     return parse
 
 

@@ -86,35 +86,34 @@ class PipelineConfig:
             raise ConfigError(f"models: {unknown or 'none given'} — known models: {', '.join(sorted(MODELS))}")
         if self.train_steps < 1:
             raise ConfigError("train_steps: must be at least 1")
-        self._validate_model_configs()
-        self._validate_word_vectors()
+        self._validate_word_vectors(self._model_configs())
         try:
             self.gate.validate()
         except UserError as err:
             raise ConfigError(str(err)) from None
 
-    def _validate_model_configs(self) -> None:
-        """Builds every model's config now, so a misspelt or out-of-range field stops the run
-        before ingestion rather than in its Trainer."""
+    def _model_configs(self) -> dict[str, Any]:
+        """Every model's config, built now so that a misspelt or out-of-range field stops the
+        run before ingestion rather than in its Trainer."""
         from trainer.models import make_config
 
+        configs = {}
         for model in self.models:
             try:
-                make_config(model, self.model_configs.get(model))
+                configs[model] = make_config(model, self.model_configs.get(model))
             except (TypeError, ValueError) as err:
                 raise ConfigError(f"model_configs.{model}: {err}") from None
+        return configs
 
-    def _validate_word_vectors(self) -> None:
+    def _validate_word_vectors(self, model_configs: dict[str, Any]) -> None:
         source = self.training.word_vectors
         if not source:
             return
-        from trainer.models import make_config
         from trainer.word_vectors import SOURCES
 
         if source not in SOURCES:
             raise ConfigError(f"training.word_vectors: {source!r} is not one of {', '.join(SOURCES)}")
-        for model in self.models:
-            config = make_config(model, self.model_configs.get(model))
+        for model, config in model_configs.items():
             dim = getattr(config, "embedding_dim", None)
             if dim != SOURCES[source]:
                 raise ConfigError(
