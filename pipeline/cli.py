@@ -2,10 +2,10 @@
 
     usermodel run [--runner local|beam] [--preset demo|tiny|paper] [--config FILE]
                   [--dataset synthetic|mind] [--data-dir DIR] [--models nrms ...]
-                  [--train-steps N] [--output-dir DIR]
+                  [--train-steps N | --epochs N] [--output-dir DIR]
     usermodel compile --data-dir URI --output-dir URI --output FILE.yaml|FILE.json
                   [--image IMAGE] [--baseline-uri MODEL=URI ...] [--with-baseline]
-                  [--preset ...] [--config FILE] [--models ...] [--train-steps N]
+                  [--preset ...] [--config FILE] [--models ...] [--train-steps N | --epochs N]
     usermodel report [--output-dir DIR]
     usermodel data generate mind|movielens --out DIR [--preset tiny|demo] [--seed N]
     usermodel data download mind-small|mind-large|ml-1m|ml-latest-small [--out DIR]
@@ -30,7 +30,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 
-from components.errors import UserError, writable_file
+from components.errors import UserError, positive, writable_file
 from pipeline import bench_train
 from serving import commands as serving_commands
 
@@ -65,6 +65,9 @@ def _load_config(args: argparse.Namespace, dataset: str | None):
         "dataset": dataset, "data_dir": args.data_dir, "models": models,
         "train_steps": args.train_steps, "output_dir": args.output_dir,
     }
+    # --train-steps trains by steps even where the preset trains by epochs (`paper`).
+    if args.train_steps or args.epochs:
+        overrides["training"] = {"epochs": args.epochs}
     if args.data_dir and not dataset:
         overrides["dataset"] = "mind"
     return configs.load_config(args.preset, args.config, overrides)
@@ -223,7 +226,9 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="demo", help="demo (default), tiny or paper")
     parser.add_argument("--config", help="YAML/JSON file with PipelineConfig fields")
     parser.add_argument("--models", nargs="+", help="models to train, e.g. nrms,lstur,fum")
-    parser.add_argument("--train-steps", type=int)
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--train-steps", type=positive(), help="training steps per model")
+    length.add_argument("--epochs", type=positive(), help="train each model for N epochs instead of steps")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -41,7 +41,7 @@ class PipelineConfig:
     models: list[str] = dataclasses.field(default_factory=lambda: ["nrms"])
     """Models to train, evaluate, gate and push (trainer/models registry names)."""
     train_steps: int = 2000
-    """Training steps per model."""
+    """Training steps per model, unless `training.epochs` is set (then epochs decide)."""
     transform: NewsTransformConfig = dataclasses.field(default_factory=NewsTransformConfig)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     """Training hyper-parameters shared by all models (model/model_config are set per model)."""
@@ -84,7 +84,7 @@ class PipelineConfig:
         unknown = [m for m in self.models if m not in MODELS]
         if unknown or not self.models:
             raise ConfigError(f"models: {unknown or 'none given'} — known models: {', '.join(sorted(MODELS))}")
-        if self.train_steps < 1:
+        if self.training.epochs is None and self.train_steps < 1:
             raise ConfigError("train_steps: must be at least 1")
         self._validate_word_vectors(self._model_configs())
         try:
@@ -125,10 +125,13 @@ class PipelineConfig:
         return dataclasses.asdict(self)
 
 
-# FUM at the demo scale (news and user vectors 128-d, as NRMS's 8 x 16); its ablations share it.
+# FUM at the demo scale (news and user vectors 128-d, as NRMS's 8 x 16); its ablations share it,
+# the fine-only one with its fine model as wide as the coarse model (8 x 16 heads, 128-d clicks),
+# as the official fine-only variant (trainer/models/fum.py: FUMNoCoarseConfig).
 _DEMO_FUM = {"embedding_dim": 64, "num_heads": 8, "head_dim": 16, "attention_hidden_dim": 64,
              "category_dim": 32, "news_dim": 128, "fine_num_heads": 2, "fine_head_dim": 16,
              "fine_news_dim": 32, "fine_dim": 32, "entity_num_heads": 4, "entity_head_dim": 16}
+_DEMO_FUM_NO_COARSE = {**_DEMO_FUM, "fine_num_heads": 8, "fine_news_dim": 128}
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The README's default run: minutes on a 2-core CPU, clearly above chance. It trains the
@@ -140,7 +143,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                                         "attention_hidden_dim": 64},
                                "lstur": {"embedding_dim": 64, "num_filters": 96, "category_dim": 16,
                                          "attention_hidden_dim": 64},
-                               "fum": _DEMO_FUM, "fum_no_fine": _DEMO_FUM, "fum_no_coarse": _DEMO_FUM}},
+                               "fum": _DEMO_FUM, "fum_no_fine": _DEMO_FUM, "fum_no_coarse": _DEMO_FUM_NO_COARSE}},
     # Unit/e2e tests: seconds per component.
     "tiny": {"synthetic_preset": "tiny", "train_steps": 60,
              "training": {"learning_rate": 3e-3, "batch_size": 16},
@@ -148,8 +151,9 @@ PRESETS: dict[str, dict[str, Any]] = {
              "model_configs": {"nrms": "tiny", "lstur": "tiny", "fum": "tiny", "fum_no_fine": "tiny",
                                "fum_no_coarse": "tiny"},
              "gate": {"min_value": {"group_auc": 0.5}}},
-    # The papers' settings (for real MIND on a real machine).
-    "paper": {},
+    # The papers' settings (for real MIND on a real machine): the official FUM run trains
+    # 3 epochs at batch 32.
+    "paper": {"training": {"epochs": 3}},
 }
 
 
@@ -170,7 +174,10 @@ def _merge(cls, base, values: dict[str, Any], where: str):
         if dataclasses.is_dataclass(current) and isinstance(value, dict):
             value = _merge(type(current), current, value, f"{where}{key}.")
         kwargs[key] = value
-    return dataclasses.replace(base, **kwargs)
+    try:
+        return dataclasses.replace(base, **kwargs)
+    except (TypeError, ValueError) as err:  # a dataclass's own check (__post_init__)
+        raise ConfigError(f"{where.rstrip('.') or cls.__name__}: {err}") from None
 
 
 def load_config(preset: str = "demo", path: str | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:

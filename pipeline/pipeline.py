@@ -80,7 +80,10 @@ def create_pipeline(
             run_fn="trainer.run_fn.run_fn",
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
-            train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train_steps),
+            # Training by epochs: run_fn counts the samples and sets the steps itself.
+            train_args=tfx.proto.TrainArgs(
+                splits=["train"], num_steps=None if config.training.epochs else config.train_steps
+            ),
             eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=1),
             custom_config=config.training_for(model).__dict__,
         ).with_id(f"Trainer.{model}")

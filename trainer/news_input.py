@@ -5,9 +5,16 @@ content: :class:`NewsTable` holds every article's fields as dense arrays indexed
 index, and batches gather from it, so history text is never materialised per impression on disk.
 
 Training follows the papers (NRMS, FUM): every click of an impression becomes one sample with K
-negatives drawn from the same impression's non-clicked candidates (with replacement when the
-impression has fewer), and the click is put at a uniformly random slot. The official code keeps
-it in slot 0, which a position-aware model can exploit; the label here is the click's slot.
+negatives drawn without replacement from the same impression's real non-clicked candidates, and
+the click is put at a uniformly random slot. The official code keeps it in slot 0, which a
+position-aware model can exploit; the label here is the click's slot.
+
+Impressions are parsed many at a time, so each one's candidate vector arrives padded (id 0,
+label 0) to the widest impression of its parse batch. Padding is dropped before clicks and
+non-clicks are told apart: a padded slot is never a negative. An impression with fewer than K
+real negatives gives samples with all of them plus padded slots (id 0, masked out of the
+softmax by `cand_mask`), as the official code pads with an empty article; an impression with
+clicks but no real negative gives no sample, since a softmax over one candidate teaches nothing.
 """
 
 from __future__ import annotations
@@ -15,13 +22,16 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
 from trainer.preprocessing import NewsTransformConfig
+
+FeatureSpec = dict[str, Any]
+"""A transformed feature spec (`tft.TFTransformOutput.transformed_feature_spec()`)."""
 
 NEWS_FIELDS = ("title", "abstract", "category", "subcategory", "entities")
 IMPRESSION_FEATURES = ("impression_id", "user_index", "history", "history_mask", "candidates", "labels")
@@ -49,8 +59,8 @@ def split_files(examples_uri: str, split: str) -> list[str]:
     return files
 
 
-def _parse(files: list[str], tft_output: tft.TFTransformOutput, keys: Iterable[str]) -> tf.data.Dataset:
-    spec = {k: v for k, v in tft_output.transformed_feature_spec().items() if k in set(keys)}
+def _parse(files: list[str], feature_spec: FeatureSpec, keys: Iterable[str]) -> tf.data.Dataset:
+    spec = {k: v for k, v in feature_spec.items() if k in set(keys)}
     # No autotuning model thread (the option reaches every pipeline built on this one). Freeing
     # an iterator waits for that thread, and in about half of our pipeline runs it sat out a
     # timed wait: `fit` returned 17-25 s after its last step (seen with gdb: the main thread in
@@ -81,7 +91,7 @@ def load_news_table(news_files: list[str], tft_output: tft.TFTransformOutput, cf
     """Reads the transformed `news` split into dense arrays (one pass, ~50 MB for MIND-large)."""
     lengths = field_lengths(cfg)
     fields = empty_fields(tft_output.vocabulary_size_by_name("news_ids") + 2, cfg)
-    for batch in _parse(news_files, tft_output, ("news_index",) + NEWS_FIELDS):
+    for batch in _parse(news_files, tft_output.transformed_feature_spec(), ("news_index",) + NEWS_FIELDS):
         index = batch["news_index"].numpy()
         for f in NEWS_FIELDS:
             value = batch[f]
@@ -91,22 +101,40 @@ def load_news_table(news_files: list[str], tft_output: tft.TFTransformOutput, cf
     return NewsTable(fields)
 
 
-def impressions(files: list[str], tft_output: tft.TFTransformOutput) -> tf.data.Dataset:
-    """Transformed impression rows, one element per impression (candidates as dense vectors)."""
+def impressions(files: list[str], feature_spec: FeatureSpec) -> tf.data.Dataset:
+    """Transformed impression rows, one element per impression.
+
+    `candidates` and `labels` are dense vectors as wide as the widest impression of the parse
+    batch; the extra slots are padding (candidate id 0).
+    """
     def unbatch_sparse(batch):
         return {k: tf.sparse.to_dense(v) if isinstance(v, tf.SparseTensor) else v for k, v in batch.items()}
 
-    return _parse(files, tft_output, IMPRESSION_FEATURES).unbatch().map(unbatch_sparse)
+    return _parse(files, feature_spec, IMPRESSION_FEATURES).unbatch().map(unbatch_sparse)
+
+
+def _real_clicks_and_negatives(imp: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+    """The clicked and the non-clicked real candidates of an impression (padding dropped first)."""
+    real = imp["candidates"] > 0
+    candidates = tf.boolean_mask(imp["candidates"], real)
+    clicked = tf.boolean_mask(imp["labels"], real) > 0
+    return tf.boolean_mask(candidates, clicked), tf.boolean_mask(candidates, ~clicked)
 
 
 def sample_clicks(imp: dict[str, tf.Tensor], negatives: int) -> tf.data.Dataset:
-    """One training sample per click: the click plus K negatives, the click at a random slot."""
-    labels = imp["labels"]
-    pos = tf.boolean_mask(imp["candidates"], labels > 0)
-    neg = tf.boolean_mask(imp["candidates"], labels <= 0)
-    n_pos = tf.shape(pos)[0] * tf.cast(tf.size(neg) > 0, tf.int32)  # no negatives: nothing to learn
-    pick = tf.random.uniform([n_pos, negatives], maxval=tf.maximum(tf.size(neg), 1), dtype=tf.int32)
-    cands = tf.concat([pos[:n_pos, None], tf.gather(neg, pick)], axis=1)
+    """One training sample per click: the click plus K distinct real negatives, at random slots.
+
+    With fewer than K real negatives every one is taken and the remaining slots are padding
+    (id 0); with none the impression yields no sample.
+    """
+    pos, neg = _real_clicks_and_negatives(imp)
+    n_neg = tf.size(neg)
+    n_pos = tf.shape(pos)[0] * tf.cast(n_neg > 0, tf.int32)
+    # K distinct negatives per click: the top K of fresh uniform keys is a uniform K-subset.
+    _, pick = tf.math.top_k(tf.random.uniform([n_pos, n_neg]), k=tf.minimum(negatives, n_neg))
+    drawn = tf.pad(tf.gather(neg, pick), [[0, 0], [0, negatives - tf.shape(pick)[1]]])
+    cands = tf.concat([pos[:n_pos, None], drawn], axis=1)
+    cands = tf.ensure_shape(cands, [None, negatives + 1])
     order = tf.argsort(tf.random.uniform(tf.shape(cands)), axis=1)  # a random permutation per row
     cands = tf.gather(cands, order, batch_dims=1)
     slot = tf.argmin(order, axis=1, output_type=tf.int32)  # where the click (column 0) went
@@ -115,6 +143,55 @@ def sample_clicks(imp: dict[str, tf.Tensor], negatives: int) -> tf.data.Dataset:
         ({"history": repeat(imp["history"]), "history_mask": repeat(imp["history_mask"]),
           "user_index": repeat(imp["user_index"]), "candidates": cands}, slot)
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingCounts:
+    """What negative sampling makes of the training impressions (one pass, logged by the Trainer)."""
+
+    impressions: int
+    """Training impressions read."""
+    used_impressions: int
+    """Impressions that gave samples: at least one click and one real negative."""
+    no_click_impressions: int
+    """Impressions without a click (nothing to sample)."""
+    no_negative_impressions: int
+    """Impressions with clicks but no real negative (dropped)."""
+    clicks: int
+    """Clicks in all training impressions."""
+    samples: int
+    """Training samples, one per click of a used impression."""
+
+    @property
+    def dropped_clicks(self) -> int:
+        return self.clicks - self.samples
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Steps that show every sample once on average (at least one)."""
+        return max(1, -(-self.samples // batch_size))
+
+    def describe(self) -> str:
+        return (
+            f"{self.impressions} training impressions: {self.used_impressions} used, "
+            f"{self.no_click_impressions} without a click, {self.no_negative_impressions} dropped "
+            f"(clicks but no real negative); {self.clicks} clicks: {self.samples} samples, "
+            f"{self.dropped_clicks} dropped"
+        )
+
+
+def sampling_counts(files: list[str], feature_spec: FeatureSpec) -> SamplingCounts:
+    """Counts impressions and clicks used and dropped by `sample_clicks` (reads the ids once)."""
+    def counts(imp):
+        pos, neg = _real_clicks_and_negatives(imp)
+        has_pos, has_neg = tf.size(pos) > 0, tf.size(neg) > 0
+        as_int = lambda b: tf.cast(b, tf.int64)  # noqa: E731
+        return tf.stack([
+            tf.constant(1, tf.int64), as_int(has_pos & has_neg), as_int(~has_pos), as_int(has_pos & ~has_neg),
+            tf.size(pos, out_type=tf.int64), tf.size(pos, out_type=tf.int64) * as_int(has_neg),
+        ])
+
+    total = impressions(files, feature_spec).map(counts).reduce(tf.zeros([6], tf.int64), lambda a, b: a + b)
+    return SamplingCounts(*(int(v) for v in total.numpy()))
 
 
 def to_model_inputs(batch: dict[str, tf.Tensor], table: NewsTable, fields: Iterable[str]) -> dict[str, tf.Tensor]:
@@ -130,7 +207,7 @@ def to_model_inputs(batch: dict[str, tf.Tensor], table: NewsTable, fields: Itera
 
 def training_dataset(
     files: list[str],
-    tft_output: tft.TFTransformOutput,
+    feature_spec: FeatureSpec,
     table: NewsTable,
     fields: Iterable[str],
     batch_size: int,
@@ -142,7 +219,7 @@ def training_dataset(
     tf.random.set_seed(seed)
     fields = tuple(fields)
     return (
-        impressions(files, tft_output)
+        impressions(files, feature_spec)
         .repeat()
         .flat_map(lambda imp: sample_clicks(imp, negatives))
         .shuffle(shuffle_buffer, seed=seed)
@@ -153,7 +230,7 @@ def training_dataset(
 
 
 def evaluation_batches(
-    files: list[str], tft_output: tft.TFTransformOutput, table: NewsTable, fields: Iterable[str], batch_size: int
+    files: list[str], feature_spec: FeatureSpec, table: NewsTable, fields: Iterable[str], batch_size: int
 ) -> tf.data.Dataset:
     """Whole impressions (all candidates, padded per batch) with their labels and ids."""
     fields = tuple(fields)
@@ -163,6 +240,6 @@ def evaluation_batches(
                "user_index": imp["user_index"], "candidates": imp["candidates"]}
         return to_model_inputs(ids, table, fields), imp["labels"], imp["impression_id"]
 
-    return impressions(files, tft_output).padded_batch(
+    return impressions(files, feature_spec).padded_batch(
         batch_size, padding_values=None
     ).map(prepare)

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from components.errors import UserError
 from components.metrics import reference
 from trainer import news_export, news_input, word_vectors
 from trainer.metrics import ImpressionAUC
@@ -45,6 +46,9 @@ class TrainingConfig:
     """K negatives per click (NRMS/FUM: 4)."""
     learning_rate: float = 1e-4
     """Adam learning rate (the papers: 1e-4)."""
+    epochs: int | None = None
+    """Train for this many passes over the training samples instead of `train_steps` (the
+    official FUM run: 3 epochs at batch 32); steps per epoch = samples / batch size."""
     seed: int = 42
     """Seeds sampling, shuffling and initialisation."""
     eval_batch_size: int = 64
@@ -55,6 +59,10 @@ class TrainingConfig:
     """Pretrained word vectors to initialise the word embeddings with (`glove-6b-50d`, as the
     NRMS reference setup; needs `embedding_dim` 50), or None for random initialisation."""
 
+    def __post_init__(self) -> None:
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"epochs: must be at least 1 (or unset to train by steps), got {self.epochs}")
+
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> "TrainingConfig":
         names = {f.name for f in dataclasses.fields(cls)}
@@ -62,6 +70,14 @@ class TrainingConfig:
         if unknown:
             raise ValueError(f"unknown training config fields {sorted(unknown)}; known: {sorted(names)}")
         return cls(**(values or {}))
+
+    def total_steps(self, counts: news_input.SamplingCounts, train_steps: int | None) -> int:
+        """`epochs` x steps per epoch when training by epochs, else the Trainer's `train_steps`."""
+        if self.epochs is not None:
+            return self.epochs * counts.steps_per_epoch(self.batch_size)
+        if not train_steps:
+            raise ValueError("neither training.epochs nor train_steps is set")
+        return int(train_steps)
 
 
 def _files(patterns: list[str], split: str | None = None) -> list[str]:
@@ -112,6 +128,18 @@ def evaluate_impressions(model: keras.Model, dataset: tf.data.Dataset) -> dict[s
     }
 
 
+def compile_for_training(model: keras.Model, learning_rate: float) -> None:
+    """Adam and the "sampled AUC" progress metric over each sample's 1 + K candidates.
+
+    The metric is a *weighted* metric: Keras passes sample weights only to those, and
+    `NewsRankingModel.compute_metrics` makes the candidate mask its weight, so padded slots
+    (scored -1e9) do not count as well-ranked negatives.
+    """
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate), weighted_metrics=[ImpressionAUC(name="sampled_auc")]
+    )
+
+
 def run_fn(fn_args) -> None:
     """Trains, evaluates and exports one news-ranking model (TFX FnArgs in)."""
     cfg = TrainingConfig.from_dict(fn_args.custom_config)
@@ -126,23 +154,32 @@ def run_fn(fn_args) -> None:
         **_pretrained(cfg, tft_output),
     )
     fields = model.news_fields
-    train = news_input.training_dataset(
-        _files(fn_args.train_files), tft_output, table, fields, cfg.batch_size, cfg.negatives, cfg.seed
-    )
-    # The sampled 1 + K candidates of each click give a cheap AUC to watch while training.
-    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), metrics=[ImpressionAUC(name="sampled_auc")])
+    spec = tft_output.transformed_feature_spec()
+    train_files = _files(fn_args.train_files)
+    counts = news_input.sampling_counts(train_files, spec)
+    PROGRESS.info("%s: %s", cfg.model, counts.describe())
+    if not counts.samples:
+        raise UserError(f"{cfg.model}: no training samples: no training impression has a click and a real negative")
+    steps = cfg.total_steps(counts, fn_args.train_steps)
+    # Progress is logged every `log_every` steps (one Keras epoch each): round up to whole logs.
+    log_every = max(1, min(steps, 100))
+    steps = -(-steps // log_every) * log_every
+    per_epoch = counts.steps_per_epoch(cfg.batch_size)
+    PROGRESS.info("%s: %d steps of %d samples, %d steps per epoch (%.2f epochs)%s", cfg.model, steps,
+                  cfg.batch_size, per_epoch, steps / per_epoch,
+                  f", training by epochs ({cfg.epochs})" if cfg.epochs else "")
+    train = news_input.training_dataset(train_files, spec, table, fields, cfg.batch_size, cfg.negatives, cfg.seed)
+    compile_for_training(model, cfg.learning_rate)
     # Create the weights and Adam's slots now: Keras (TF backend, no distribution strategy)
     # would create them while tracing the train step and then trace it a second time, which
     # costs FUM ~6 s per run.
     model.build()
     model.optimizer.build(model.trainable_variables)
-    steps = int(fn_args.train_steps)
-    log_every = max(1, min(steps, 100))
     model.fit(
-        train, steps_per_epoch=log_every, epochs=max(1, steps // log_every), verbose=0,
+        train, steps_per_epoch=log_every, epochs=steps // log_every, verbose=0,
         callbacks=[_ProgressLog(cfg.model, log_every, steps)],
     )
-    eval_batches = news_input.evaluation_batches(_files(fn_args.eval_files), tft_output, table, fields, cfg.eval_batch_size)
+    eval_batches = news_input.evaluation_batches(_files(fn_args.eval_files), spec, table, fields, cfg.eval_batch_size)
     metrics = evaluate_impressions(model, eval_batches)
     PROGRESS.info("%s: eval impressions (reference metrics) %s", cfg.model,
                   ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))

@@ -34,6 +34,7 @@ def test_preset_file_and_flags_apply_in_order(tmp_path):
          "model_configs.fum: Unknown FUMConfig fields: ['fine_use_bais']"),
         ("models: [fum]\nmodel_configs:\n  fum: {fine_dim: 900}\n", "model_configs.fum: fine_dim must be in"),
         ("model_configs:\n  nrms: huge\n", "model_configs.nrms: Unknown NRMSConfig preset 'huge'"),
+        ("training:\n  epochs: 0\n", "c.yaml: training: epochs: must be at least 1"),
     ],
 )
 def test_config_mistakes_name_the_field(tmp_path, text, message):
@@ -55,6 +56,37 @@ def test_pipeline_has_one_trainer_evaluator_pusher_per_model(tmp_path):
              for m in metrics if m.threshold.HasField("change_threshold")}
     assert floors == {"GroupAUC": 0.5}
     assert drops == {"GroupAUC": 0.01, 'NDCGAtK{"k": 10}': 0.01}
+
+
+def _train_args(config, tmp_path):
+    trainer = next(c for c in create_pipeline(config, str(tmp_path)).components if c.id == "Trainer.nrms")
+    train_args = json.loads(trainer.exec_properties["train_args"])  # the proto as JSON
+    return train_args, json.loads(trainer.exec_properties["custom_config"])
+
+
+def test_paper_preset_trains_by_epochs_and_flags_choose_steps_or_epochs(tmp_path):
+    out = {"output_dir": str(tmp_path)}
+    paper = configs.load_config("paper", overrides=out)
+    assert paper.training.epochs == 3 and paper.training.batch_size == 32  # the official FUM run
+    train_args, custom = _train_args(paper, tmp_path)
+    assert "num_steps" not in train_args and custom["epochs"] == 3
+    args = cli.build_parser().parse_args(["run", "--preset", "paper", "--train-steps", "50"])
+    by_steps = cli._load_config(args, None)
+    assert by_steps.training.epochs is None and by_steps.train_steps == 50
+    assert _train_args(by_steps, tmp_path)[0]["num_steps"] == 50
+    args = cli.build_parser().parse_args(["run", "--preset", "tiny", "--epochs", "2"])
+    assert cli._load_config(args, None).training.epochs == 2
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["run", "--epochs", "2", "--train-steps", "5"])
+
+
+def test_demo_fine_only_ablation_is_as_wide_as_the_coarse_model():
+    from trainer.models import make_config
+
+    demo = configs.load_config("demo")
+    fine_only = make_config("fum_no_coarse", demo.model_configs["fum_no_coarse"])
+    assert fine_only.fine_num_heads * fine_only.fine_head_dim == fine_only.num_heads * fine_only.head_dim
+    assert fine_only.fine_news_dim == fine_only.news_dim == 128
 
 
 def test_cli_user_mistakes_are_one_line_and_status_2(tmp_path, capsys):

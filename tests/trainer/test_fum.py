@@ -64,6 +64,22 @@ def test_fine_fastformer_has_biases_only_when_configured():
     assert names(biased) - names(plain) == {"qkv_bias", "output_bias"}
 
 
+@pytest.mark.parametrize("preset", ["paper", "tiny"])
+def test_fine_only_ablation_is_as_wide_as_the_coarse_model(preset):
+    """Official fine-only variant: 10 x 40 token states and 400-d clicks, the coarse model's width."""
+    fine_only = make_config("fum_no_coarse", preset, **SIZES)
+    assert fine_only.fine_num_heads * fine_only.fine_head_dim == fine_only.num_heads * fine_only.head_dim
+    assert fine_only.fine_news_dim == fine_only.fine_user_dim == fine_only.news_dim
+    if preset == "paper":
+        assert (fine_only.fine_num_heads, fine_only.fine_head_dim, fine_only.fine_news_dim) == (10, 40, 400)
+    model = build_model("fum_no_coarse", fine_only)
+    model.build()
+    fine = model.user_encoder.fine_encoder
+    assert fine.fastformer.output_dim == fine_only.news_dim and fine.projection.units == fine_only.news_dim
+    full = make_config("fum", preset, **SIZES)  # FUM itself keeps its small fine model
+    assert full.fine_num_heads * full.fine_head_dim < full.num_heads * full.head_dim
+
+
 def test_registry_entries():
     for name in ("fum", "fum_no_fine", "fum_no_coarse"):
         assert MODELS[name][1] is FUM

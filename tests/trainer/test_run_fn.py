@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from components.metrics import reference
 from news_fixtures import SIZES, impressions
 from trainer.models import build_model
-from trainer.run_fn import evaluate_impressions
+from trainer import news_input
+from trainer.run_fn import TrainingConfig, compile_for_training, evaluate_impressions
 
 
 def test_whole_impression_metrics_over_batches_of_different_shapes():
@@ -42,3 +44,34 @@ def test_whole_impression_metrics_over_batches_of_different_shapes():
     np.testing.assert_allclose(metrics["auc"], reference.group_auc(y, s, g), rtol=1e-6)
     np.testing.assert_allclose(metrics["mrr"], reference.mrr(y, s, g), rtol=1e-6)
     np.testing.assert_allclose(metrics["ndcg@10"], reference.ndcg_at_k(y, s, g, 10), rtol=1e-6)
+
+
+def test_training_auc_masks_padded_candidates():
+    """The compiled "sampled AUC" of training counts only real candidates (padding scores -1e9)."""
+    keras.utils.set_random_seed(1)
+    model = build_model("nrms", "tiny", vocab_size=SIZES["vocab_size"])
+    compile_for_training(model, 1e-3)  # as the Trainer compiles it
+    rng = np.random.default_rng(5)
+    inputs, labels = impressions(rng, 12, width=5)
+    slots = np.argmax(labels, axis=1).astype("int32")
+    # Padding as sampling leaves it: slots after the click's, in impressions with < K negatives.
+    for row in range(0, 12, 2):
+        inputs["cand_mask"][row, slots[row] + 1:] = 0.0
+    scores = np.asarray(model.predict_on_batch(inputs))
+    got = model.evaluate(inputs, slots, batch_size=12, verbose=0, return_dict=True)["sampled_auc"]
+
+    mask = inputs["cand_mask"] > 0
+    groups = np.broadcast_to(np.arange(12)[:, None], mask.shape)
+    expected = reference.group_auc(labels[mask], scores[mask], groups[mask])
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    assert expected < 0.99  # an untrained model: padding counted as negatives would push it up
+
+
+def test_training_by_epochs_or_steps():
+    counts = news_input.SamplingCounts(impressions=60, used_impressions=50, no_click_impressions=5,
+                                       no_negative_impressions=5, clicks=110, samples=100)
+    assert TrainingConfig(epochs=3, batch_size=32).total_steps(counts, train_steps=None) == 3 * 4
+    assert TrainingConfig(epochs=3, batch_size=32).total_steps(counts, train_steps=500) == 12  # epochs win
+    assert TrainingConfig(batch_size=32).total_steps(counts, train_steps=500) == 500
+    with pytest.raises(ValueError, match="epochs: must be at least 1"):
+        TrainingConfig(epochs=0)

@@ -29,7 +29,8 @@ different clicks are lost. FUM keeps them:
 Ablations (Section 4.3): `use_fine=False` (FUM without the fine-grained model)
 and `use_coarse=False` (without the coarse-grained model); the remaining part
 then produces the whole user vector. They are registered as `fum_no_fine` and
-`fum_no_coarse`.
+`fum_no_coarse`; the fine-only model is widened to the coarse model's width, as
+the official fine-only variant (`FUMNoCoarseConfig`).
 """
 
 from __future__ import annotations
@@ -210,10 +211,26 @@ class FUMNoFineConfig(FUMConfig):
 
 @dataclasses.dataclass
 class FUMNoCoarseConfig(FUMConfig):
-    """FUM without the coarse-grained user model (the paper's ablation)."""
+    """FUM without the coarse-grained user model (the paper's ablation), as wide as the
+    official fine-only variant: 10 Fastformer heads x 40 (400-d token states, the width of
+    the coarse model's self-attention) and 400-d per-click vectors, projected to the 400-d
+    user vector. The official variant ends in a ReLU dense layer; ours keeps FUM's linear
+    projection, so the two ablations differ from FUM only by the part they drop."""
 
     use_coarse: bool = False
     """Off: the fine-grained model alone gives the user vector."""
+
+    fine_num_heads: int = 10
+    """Fastformer heads (official fine-only variant: 10)."""
+
+    fine_news_dim: int = 400
+    """Width of the per-click vectors (official fine-only variant: 400)."""
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "paper": {},
+        # FUM's tiny preset with the fine model as wide as the coarse one (4 x 8 = news_dim).
+        "tiny": {**FUMConfig.PRESETS["tiny"], "fine_num_heads": 4, "fine_news_dim": 32},
+    }
 
 
 @keras.saving.register_keras_serializable(package="usermodel")

@@ -329,6 +329,21 @@ class NewsRankingModel(keras.Model):
             return ops.zeros((), dtype="float32")
         return losses[0] if len(losses) == 1 else ops.sum(ops.stack(losses))
 
+    def compute_metrics(
+        self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None
+    ) -> dict[str, Any]:
+        """Compiled metrics with padded candidates masked out.
+
+        Without a `sample_weight`, the input's `cand_mask` is passed as the
+        metrics' mask (`trainer/metrics.py`): padded candidates score -1e9
+        and would otherwise count as perfectly ranked negatives. Keras hands
+        weights only to `compile(weighted_metrics=...)`, so compile impression
+        metrics there.
+        """
+        if sample_weight is None and isinstance(x, dict) and "cand_mask" in x:
+            sample_weight = x["cand_mask"]
+        return super().compute_metrics(x, y, y_pred, sample_weight)
+
 
 def _flatten_two_leading(x: Any) -> Any:
     """Reshapes `[B, N, ...]` to `[B * N, ...]` (trailing dims kept)."""
