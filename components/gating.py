@@ -1,6 +1,7 @@
 """Model-validation gating: what a candidate must reach to be blessed and pushed.
 
-Two kinds of threshold, per metric, in a typed policy:
+Each task family brings its metric table (`pipeline/families.py`); the thresholds are the same
+two kinds for every family, per metric, in a typed policy:
 
 * **value floors** — absolute minimums (e.g. per-impression AUC ≥ 0.55): a model must be
   measurably good;
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from tensorflow_model_analysis.proto import config_pb2
@@ -29,58 +31,64 @@ from tfx.types import standard_artifacts
 METRICS_MODULE = "components.metrics.tfma_metrics"
 CANDIDATE = "candidate"
 BASELINE = "baseline"
-# Gate metric name → (TFMA metric class, its config), for the news-ranking family.
-NEWS_METRICS: dict[str, tuple[str, dict[str, Any]]] = {
-    "group_auc": ("GroupAUC", {}),
-    "mrr": ("MRR", {}),
-    "ndcg@5": ("NDCGAtK", {"k": 5}),
-    "ndcg@10": ("NDCGAtK", {"k": 10}),
-}
+
+MetricTable = Mapping[str, tuple[str, dict[str, Any]]]
+"""A family's gate metrics: name → (TFMA metric class, its config). A class without a module in
+`components.metrics.tfma_metrics` is TFMA's own (e.g. `AUC`)."""
 
 
 @dataclasses.dataclass
 class GateConfig:
-    """Blessing policy for one task family (news ranking here)."""
+    """Blessing policy for one task family (its metric names: `pipeline/families.py`)."""
 
-    min_value: dict[str, float] = dataclasses.field(default_factory=lambda: {"group_auc": 0.55})
-    """Absolute floors by metric name (`group_auc`, `mrr`, `ndcg@5`, `ndcg@10`)."""
-    max_drop: dict[str, float] = dataclasses.field(default_factory=lambda: {"group_auc": 0.01, "ndcg@10": 0.01})
+    min_value: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Absolute floors by metric name (news: `group_auc`, `mrr`, `ndcg@5`, `ndcg@10`)."""
+    max_drop: dict[str, float] = dataclasses.field(default_factory=dict)
     """Largest allowed decrease against the latest blessed model of the same name."""
 
-    def validate(self) -> None:
+    def validate(self, metrics: MetricTable) -> None:
         from components.errors import UserError
 
         for field in ("min_value", "max_drop"):
-            unknown = set(getattr(self, field)) - set(NEWS_METRICS)
+            unknown = set(getattr(self, field)) - set(metrics)
             if unknown:
-                raise UserError(f"gate.{field}: unknown metrics {sorted(unknown)}; known: {', '.join(NEWS_METRICS)}")
+                raise UserError(f"gate.{field}: unknown metrics {sorted(unknown)}; known: {', '.join(metrics)}")
         negative = [m for m, v in self.max_drop.items() if v < 0]
         if negative:
             raise UserError(f"gate.max_drop: must be ≥ 0 (a tolerance), got negative for {negative}")
 
 
-def eval_config(gate: GateConfig) -> config_pb2.EvalConfig:
-    """TFMA config: candidate and baseline specs, impression-level metrics, the gate's thresholds."""
-    spec = dict(signature_name="serving_default", label_key="labels", prediction_key="scores")
-    metrics = []
-    for name, (class_name, kwargs) in NEWS_METRICS.items():
+def _module(class_name: str) -> str:
+    """Where TFMA finds a metric class: ours, or TFMA's built-in ones (empty module)."""
+    from components.metrics import tfma_metrics
+
+    return METRICS_MODULE if hasattr(tfma_metrics, class_name) else ""
+
+
+def eval_config(
+    gate: GateConfig, metrics: MetricTable, label_key: str, prediction_key: str
+) -> config_pb2.EvalConfig:
+    """TFMA config: candidate and baseline specs, the family's metrics, the gate's thresholds."""
+    spec = dict(signature_name="serving_default", label_key=label_key, prediction_key=prediction_key)
+    configs = []
+    for name, (class_name, kwargs) in metrics.items():
         threshold = config_pb2.MetricThreshold()
         if name in gate.min_value:
             threshold.value_threshold.lower_bound.value = gate.min_value[name]
         if name in gate.max_drop:
             threshold.change_threshold.direction = config_pb2.MetricDirection.HIGHER_IS_BETTER
             threshold.change_threshold.absolute.value = -gate.max_drop[name]
-        metrics.append(
+        configs.append(
             config_pb2.MetricConfig(
-                class_name=class_name, module=METRICS_MODULE, config=json.dumps(kwargs) if kwargs else "",
+                class_name=class_name, module=_module(class_name), config=json.dumps(kwargs) if kwargs else "",
                 threshold=threshold if name in gate.min_value or name in gate.max_drop else None,
             )
         )
-    metrics.append(config_pb2.MetricConfig(class_name="ExampleCount"))
+    configs.append(config_pb2.MetricConfig(class_name="ExampleCount"))
     return config_pb2.EvalConfig(
         model_specs=[config_pb2.ModelSpec(name=CANDIDATE, **spec), config_pb2.ModelSpec(name=BASELINE, is_baseline=True, **spec)],
         slicing_specs=[config_pb2.SlicingSpec()],
-        metrics_specs=[config_pb2.MetricsSpec(metrics=metrics)],
+        metrics_specs=[config_pb2.MetricsSpec(metrics=configs)],
     )
 
 

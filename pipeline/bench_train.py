@@ -20,7 +20,7 @@ Random inputs, not data, so only speed is meaningful; the inputs change between 
 cache helps. At 50-d the word embeddings start from GloVe 6B (the reference setup). Title and
 abstract lengths and history sizes are uniform by default (titles 10-30 of 30 tokens,
 histories 30-50 of 50 clicks), or drawn from a MIND-format directory (`--lengths-from`): the
-models skip padding (trainer/models/padding.py), so their speed depends on how full the
+models skip padding (trainer/news/models/padding.py), so their speed depends on how full the
 inputs are.
 """
 
@@ -181,7 +181,7 @@ def glove_matrix(cfg: BenchConfig) -> np.ndarray:
 def build(variant: str, cfg: BenchConfig):
     """The Keras model of a benchmark variant at the paper-style setting."""
     from trainer import word_vectors
-    from trainer.models import build_model, make_config
+    from trainer.news.models import build_model, make_config
 
     name, overrides = VARIANTS[variant]
     sizes = {"vocab_size": cfg.vocab_size, "num_categories": cfg.num_categories,

@@ -1,9 +1,9 @@
 """The `usermodel` command: run or compile the pipeline, make or fetch data, and inspect it.
 
     usermodel run [--runner local|beam] [--preset demo|tiny|paper] [--config FILE]
-                  [--dataset synthetic|mind] [--data-dir DIR] [--models nrms ...]
+                  [--dataset synthetic|mind] [--data-dir [FAMILY=]DIR ...] [--models nrms ...]
                   [--train-steps N | --epochs N] [--output-dir DIR]
-    usermodel compile --data-dir URI --output-dir URI --output FILE.yaml|FILE.json
+    usermodel compile --data-dir [FAMILY=]URI ... --output-dir URI --output FILE.yaml|FILE.json
                   [--image IMAGE] [--baseline-uri MODEL=URI ...] [--with-baseline]
                   [--preset ...] [--config FILE] [--models ...] [--train-steps N | --epochs N]
     usermodel report [--output-dir DIR]
@@ -23,36 +23,15 @@ naming the file or field and exit with status 2; they never show a stack trace.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
+from components.console import quiet_native_stderr
 from components.errors import UserError, positive, writable_file
 from pipeline import bench_train
 from serving import commands as serving_commands
-
-
-@contextlib.contextmanager
-def _quiet_native_stderr() -> Iterator[None]:
-    """Hides TensorFlow's C++ start-up lines (written to fd 2 before logging exists; no
-    environment variable silences them all) and shows them only if the imports fail."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            os.dup2(saved, 2)
-            sink.seek(0)
-            sys.stderr.write(sink.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 def _load_config(args: argparse.Namespace, dataset: str | None):
@@ -61,20 +40,15 @@ def _load_config(args: argparse.Namespace, dataset: str | None):
 
     # `--models nrms,lstur,fum` and `--models nrms lstur fum` mean the same.
     models = [m for arg in args.models for m in arg.split(",") if m] if args.models else None
-    overrides = {
-        "dataset": dataset, "data_dir": args.data_dir, "models": models,
-        "train_steps": args.train_steps, "output_dir": args.output_dir,
-    }
+    overrides: dict = {"models": models, "train_steps": args.train_steps, "output_dir": args.output_dir}
     # --train-steps trains by steps even where the preset trains by epochs (`paper`).
     if args.train_steps or args.epochs:
         overrides["training"] = {"epochs": args.epochs}
-    if args.data_dir and not dataset:
-        overrides["dataset"] = "mind"
-    return configs.load_config(args.preset, args.config, overrides)
+    return configs.load_config(args.preset, args.config, overrides, data_dirs=args.data_dir, dataset=dataset)
 
 
 def _run(args: argparse.Namespace) -> int:
-    with _quiet_native_stderr():
+    with quiet_native_stderr():
         from pipeline import local_runner
 
     config = _load_config(args, args.dataset)
@@ -86,7 +60,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _compile(args: argparse.Namespace) -> int:
-    with _quiet_native_stderr():
+    with quiet_native_stderr():
         from pipeline import kubeflow_runner
 
     config = _load_config(args, None)
@@ -119,7 +93,7 @@ def _report(args: argparse.Namespace) -> int:
     path = os.path.join(args.output_dir, "config.json")
     if not os.path.exists(path):
         raise UserError(f"{path} not found: is {args.output_dir} the --output-dir of a `usermodel run`?")
-    with _quiet_native_stderr():
+    with quiet_native_stderr():
         from pipeline import configs, summary
 
     config = configs.load_config("paper", path)
@@ -173,14 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--runner", choices=["local", "beam"], default="local",
                      help="local: LocalDagRunner (default); beam: BeamDagRunner, components' Beam work per beam_args")
     _add_config_flags(run)
-    run.add_argument("--dataset", choices=["synthetic", "mind"])
-    run.add_argument("--data-dir", help="MIND-format directory (behaviors.tsv, news.tsv)")
+    run.add_argument("--dataset", help="the data source of the models' family: synthetic, or a real one (news: mind)")
+    run.add_argument("--data-dir", action="append", metavar="[FAMILY=]DIR",
+                     help="a family's data directory (news: MIND format); FAMILY= when the models span families")
     run.add_argument("--output-dir", help="where artifacts, metadata, serving root and summary go")
     run.set_defaults(fn=_run)
 
     comp = sub.add_parser("compile", help="compile the pipeline for Kubeflow Pipelines (.yaml) or Vertex AI (.json)")
     _add_config_flags(comp)
-    comp.add_argument("--data-dir", help="MIND-format directory as the pods see it (an absolute mounted path)")
+    comp.add_argument("--data-dir", action="append", metavar="[FAMILY=]DIR",
+                      help="a family's data directory as the pods see it (an absolute mounted path)")
     comp.add_argument("--output-dir", help="pipeline root and serving root the pods write (gs:// or absolute)")
     comp.add_argument("--output", required=True, help="spec to write: .yaml/.yml for Kubeflow, else JSON for Vertex")
     comp.add_argument("--image", help="container image of every step (default usermodel-tfx:latest)")

@@ -17,11 +17,35 @@ import yaml
 
 from components.errors import UserError
 from components.gating import GateConfig
+from pipeline.families import FAMILIES, Family, all_models
+from trainer.loop import TrainingConfig
 
-from trainer.preprocessing import NewsTransformConfig
-from trainer.run_fn import TrainingConfig
 
-DATASETS = ("synthetic", "mind")
+@dataclasses.dataclass
+class FamilyConfig:
+    """One task family's data, Transform settings, family training settings and gate."""
+
+    dataset: str = "synthetic"
+    """`synthetic` (generated with planted structure) or one of the family's real sources
+    (news: `mind`)."""
+    data_dir: str | None = None
+    """Directory of the real source; for `synthetic` the data are generated here (default:
+    `<output_dir>/data/<family>-synthetic-<preset>`)."""
+    synthetic_preset: str = "demo"
+    """Preset of the family's synthetic generator."""
+    transform: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Fields of the family's Transform config (news: `NewsTransformConfig`)."""
+    training: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """The family's own training fields (news: `negatives`), on top of the shared `training`."""
+    gate: GateConfig = dataclasses.field(default_factory=GateConfig)
+    """Floors and allowed drops over the family's gate metrics (defaults: the family's)."""
+
+
+def _default_families() -> dict[str, FamilyConfig]:
+    return {
+        name: FamilyConfig(gate=GateConfig(min_value=dict(f.default_min_value), max_drop=dict(f.default_max_drop)))
+        for name, f in FAMILIES.items()
+    }
 
 
 @dataclasses.dataclass
@@ -32,22 +56,16 @@ class PipelineConfig:
     """Name of the pipeline (MLMD context and Kubeflow pipeline name)."""
     output_dir: str = "runs/default"
     """Holds pipeline artifacts, the metadata store, the serving root, logs and the summary."""
-    dataset: str = "synthetic"
-    """`synthetic` (generated with planted structure) or `mind` (a MIND-format directory)."""
-    data_dir: str | None = None
-    """MIND-format directory (behaviors.tsv, news.tsv); for `synthetic` it is generated here."""
-    synthetic_preset: str = "demo"
-    """Preset of components.ingest.synthetic used when dataset is `synthetic`."""
     models: list[str] = dataclasses.field(default_factory=lambda: ["nrms"])
-    """Models to train, evaluate, gate and push (trainer/models registry names)."""
+    """Models to train, evaluate, gate and push (registry names of any family)."""
     train_steps: int = 2000
     """Training steps per model, unless `training.epochs` is set (then epochs decide)."""
-    transform: NewsTransformConfig = dataclasses.field(default_factory=NewsTransformConfig)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
-    """Training hyper-parameters shared by all models (model/model_config are set per model)."""
+    """Training settings shared by all models (model/model_config are set per model)."""
+    families: dict[str, FamilyConfig] = dataclasses.field(default_factory=_default_families)
+    """Per task family (`news`, ...): data, Transform, the family's training fields, gate."""
     model_configs: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Per model: a config preset name or field overrides."""
-    gate: GateConfig = dataclasses.field(default_factory=GateConfig)
     beam_args: list[str] = dataclasses.field(
         default_factory=lambda: ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
     )
@@ -65,42 +83,77 @@ class PipelineConfig:
     def serving_root(self) -> str:
         return os.path.join(self.output_dir, "serving")
 
-    def resolved_data_dir(self) -> str:
-        return self.data_dir or os.path.join(self.output_dir, "data", f"synthetic-{self.synthetic_preset}")
+    def run_families(self) -> list[Family]:
+        """The families of `models`, in registry order."""
+        owners = all_models()
+        present = {owners[m].name for m in self.models if m in owners}
+        return [f for name, f in FAMILIES.items() if name in present]
 
-    def training_for(self, model: str) -> TrainingConfig:
-        return dataclasses.replace(
-            self.training, model=model, model_config=self.model_configs.get(model),
-            transform=dataclasses.asdict(self.transform),
+    def models_of(self, family: Family) -> list[str]:
+        owners = all_models()
+        return [m for m in self.models if owners.get(m) is family]
+
+    def data_dir_of(self, family: Family) -> str:
+        section = self.families[family.name]
+        return section.data_dir or os.path.join(
+            self.output_dir, "data", f"{family.name}-synthetic-{section.synthetic_preset}"
         )
 
-    def validate(self) -> None:
-        if self.dataset not in DATASETS:
-            raise ConfigError(f"dataset: {self.dataset!r} is not one of {', '.join(DATASETS)}")
-        if self.dataset == "mind" and not self.data_dir:
-            raise ConfigError("data_dir: required when dataset is 'mind' (a directory with behaviors.tsv, news.tsv)")
-        from trainer.models import MODELS
+    def gate_of(self, family: Family) -> GateConfig:
+        return self.families[family.name].gate
 
-        unknown = [m for m in self.models if m not in MODELS]
+    def training_for(self, model: str) -> dict[str, Any]:
+        """The Trainer's custom_config of `model`: shared and family training fields, the
+        model's config and the Transform settings it must agree with."""
+        family = all_models()[model]
+        section = self.families[family.name]
+        values = {**dataclasses.asdict(self.training), **section.training, "model": model,
+                  "model_config": self.model_configs.get(model), "transform": dict(section.transform)}
+        return family.training_config_class().from_dict(values).to_dict()
+
+    def validate(self) -> None:
+        owners = all_models()
+        unknown = [m for m in self.models if m not in owners]
         if unknown or not self.models:
-            raise ConfigError(f"models: {unknown or 'none given'} — known models: {', '.join(sorted(MODELS))}")
+            known = "; ".join(f"{f.name}: {', '.join(sorted(f.registry()))}" for f in FAMILIES.values())
+            raise ConfigError(f"models: {unknown or 'none given'} — known models: {known}")
         if self.training.epochs is None and self.train_steps < 1:
             raise ConfigError("train_steps: must be at least 1")
+        for family in self.run_families():
+            self._validate_family(family)
+            for model in self.models_of(family):
+                sibling = family.siblings.get(model)
+                if sibling and sibling not in self.models:
+                    raise ConfigError(f"models: {model} is gated against {sibling} of the same run; "
+                                      f"add {sibling} to the models")
         self._validate_word_vectors(self._model_configs())
+
+    def _validate_family(self, family: Family) -> None:
+        where = f"families.{family.name}"
+        section = self.families[family.name]
+        if section.dataset not in family.datasets:
+            raise ConfigError(f"{where}.dataset: {section.dataset!r} is not one of {', '.join(family.datasets)}")
+        if section.dataset != "synthetic" and not section.data_dir:
+            raise ConfigError(f"{where}.data_dir: required when dataset is {section.dataset!r}")
+        for name, cls in (("transform", family.transform_config_class()), ("training", family.training_config_class())):
+            try:
+                cls.from_dict(getattr(section, name) if name == "transform" else
+                              {**dataclasses.asdict(self.training), **section.training})
+            except (TypeError, ValueError) as err:
+                raise ConfigError(f"{where}.{name}: {err}") from None
         try:
-            self.gate.validate()
+            self.gate_of(family).validate(family.metrics)
         except UserError as err:
-            raise ConfigError(str(err)) from None
+            raise ConfigError(f"{where}.{err}") from None
 
     def _model_configs(self) -> dict[str, Any]:
         """Every model's config, built now so that a misspelt or out-of-range field stops the
         run before ingestion rather than in its Trainer."""
-        from trainer.models import make_config
-
+        owners = all_models()
         configs = {}
         for model in self.models:
             try:
-                configs[model] = make_config(model, self.model_configs.get(model))
+                configs[model] = owners[model].registry().make_config(model, self.model_configs.get(model))
             except (TypeError, ValueError) as err:
                 raise ConfigError(f"model_configs.{model}: {err}") from None
         return configs
@@ -125,36 +178,31 @@ class PipelineConfig:
         return dataclasses.asdict(self)
 
 
-# FUM at the demo scale (news and user vectors 128-d, as NRMS's 8 x 16); its ablations share it,
-# the fine-only one with its fine model as wide as the coarse model (8 x 16 heads, 128-d clicks),
-# as the official fine-only variant (trainer/models/fum.py: FUMNoCoarseConfig).
-_DEMO_FUM = {"embedding_dim": 64, "num_heads": 8, "head_dim": 16, "attention_hidden_dim": 64,
-             "category_dim": 32, "news_dim": 128, "fine_num_heads": 2, "fine_head_dim": 16,
-             "fine_news_dim": 32, "fine_dim": 32, "entity_num_heads": 4, "entity_head_dim": 16}
-_DEMO_FUM_NO_COARSE = {**_DEMO_FUM, "fine_num_heads": 8, "fine_news_dim": 128}
-
-PRESETS: dict[str, dict[str, Any]] = {
+# The shared part of each preset; every family adds its section and model configs
+# (`Family.presets` in pipeline/families.py).
+_SHARED_PRESETS: dict[str, dict[str, Any]] = {
     # The README's default run: minutes on a 2-core CPU, clearly above chance. It trains the
     # NRMS baseline and FUM, the paper model that beats it, and gates and pushes both.
-    "demo": {"synthetic_preset": "demo", "train_steps": 600, "models": ["nrms", "fum"],
-             "training": {"learning_rate": 1e-3},
-             "transform": {"history_length": 30, "title_length": 16, "abstract_length": 16},
-             "model_configs": {"nrms": {"embedding_dim": 64, "num_heads": 8, "head_dim": 16,
-                                        "attention_hidden_dim": 64},
-                               "lstur": {"embedding_dim": 64, "num_filters": 96, "category_dim": 16,
-                                         "attention_hidden_dim": 64},
-                               "fum": _DEMO_FUM, "fum_no_fine": _DEMO_FUM, "fum_no_coarse": _DEMO_FUM_NO_COARSE}},
+    "demo": {"train_steps": 600, "models": ["nrms", "fum"], "training": {"learning_rate": 1e-3}},
     # Unit/e2e tests: seconds per component.
-    "tiny": {"synthetic_preset": "tiny", "train_steps": 60,
-             "training": {"learning_rate": 3e-3, "batch_size": 16},
-             "transform": {"history_length": 10, "title_length": 10, "abstract_length": 8},
-             "model_configs": {"nrms": "tiny", "lstur": "tiny", "fum": "tiny", "fum_no_fine": "tiny",
-                               "fum_no_coarse": "tiny"},
-             "gate": {"min_value": {"group_auc": 0.5}}},
-    # The papers' settings (for real MIND on a real machine): the official FUM run trains
+    "tiny": {"train_steps": 60, "training": {"learning_rate": 3e-3, "batch_size": 16}},
+    # The papers' settings (for real data on a real machine): the official FUM run trains
     # 3 epochs at batch 32.
     "paper": {"training": {"epochs": 3}},
 }
+
+
+def preset_values(name: str) -> dict[str, Any]:
+    """The config values of preset `name`: the shared part plus every family's."""
+    values = {**_SHARED_PRESETS[name], "families": {}, "model_configs": {}}
+    for family in FAMILIES.values():
+        part = family.presets.get(name, {})
+        values["families"][family.name] = dict(part.get("section", {}))
+        values["model_configs"].update(part.get("model_configs", {}))
+    return values
+
+
+PRESETS = tuple(_SHARED_PRESETS)
 
 
 class ConfigError(UserError, ValueError):
@@ -173,6 +221,8 @@ def _merge(cls, base, values: dict[str, Any], where: str):
         current = getattr(base, key)
         if dataclasses.is_dataclass(current) and isinstance(value, dict):
             value = _merge(type(current), current, value, f"{where}{key}.")
+        elif key == "families":  # a section per family, each merged like a nested dataclass
+            value = _merge_families(current, value, f"{where}{key}.")
         kwargs[key] = value
     try:
         return dataclasses.replace(base, **kwargs)
@@ -180,11 +230,32 @@ def _merge(cls, base, values: dict[str, Any], where: str):
         raise ConfigError(f"{where.rstrip('.') or cls.__name__}: {err}") from None
 
 
-def load_config(preset: str = "demo", path: str | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
-    """Preset, then a YAML/JSON file, then flag overrides (later wins); validated."""
+def _merge_families(current: dict[str, FamilyConfig], values: Any, where: str) -> dict[str, FamilyConfig]:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where.rstrip('.')}: expected a mapping of family sections, got {type(values).__name__}")
+    unknown = set(values) - set(current)
+    if unknown:
+        raise ConfigError(f"{where}{sorted(unknown)[0]}: unknown family; known: {', '.join(current)}")
+    return {name: _merge(FamilyConfig, section, values[name], f"{where}{name}.") if name in values else section
+            for name, section in current.items()}
+
+
+def load_config(
+    preset: str = "demo",
+    path: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    data_dirs: list[str] | None = None,
+    dataset: str | None = None,
+) -> PipelineConfig:
+    """Preset, then a YAML/JSON file, then flag overrides (later wins); validated.
+
+    `data_dirs` are `--data-dir` flags: `FAMILY=DIR`, or a plain `DIR` when the run's models are
+    of one family. `dataset` (`--dataset`) names that family's source; a data directory without
+    it means the family's first real source (news: `mind`).
+    """
     if preset not in PRESETS:
         raise ConfigError(f"preset: {preset!r} is not one of {', '.join(PRESETS)}")
-    config = _merge(PipelineConfig, PipelineConfig(), PRESETS[preset], "")
+    config = _merge(PipelineConfig, PipelineConfig(), preset_values(preset), "")
     if path:
         text = pathlib.Path(path).read_text()
         try:
@@ -193,5 +264,31 @@ def load_config(preset: str = "demo", path: str | None = None, overrides: dict[s
             raise ConfigError(f"{path}: not valid {'JSON' if path.endswith('.json') else 'YAML'}: {err}") from None
         config = _merge(PipelineConfig, config, values or {}, f"{path}: ")
     config = _merge(PipelineConfig, config, {k: v for k, v in (overrides or {}).items() if v is not None}, "")
+    config = _apply_data_flags(config, data_dirs or [], dataset)
     config.validate()
     return config
+
+
+def _apply_data_flags(config: PipelineConfig, data_dirs: list[str], dataset: str | None) -> PipelineConfig:
+    """`--data-dir [FAMILY=]DIR` and `--dataset NAME` applied to their families' sections."""
+    changes: dict[str, dict[str, Any]] = {}
+    for item in data_dirs:
+        name, sep, path = item.partition("=")
+        if not (sep and name in FAMILIES):
+            name, path = _only_family(config, "--data-dir"), item
+        changes.setdefault(name, {})["data_dir"] = path
+    if dataset:
+        for name in changes or [_only_family(config, "--dataset")]:
+            changes.setdefault(name, {})["dataset"] = dataset
+    for name, change in changes.items():
+        if "dataset" not in change and config.families[name].dataset == "synthetic":
+            change["dataset"] = FAMILIES[name].datasets[1]
+    return _merge(PipelineConfig, config, {"families": changes}, "") if changes else config
+
+
+def _only_family(config: PipelineConfig, flag: str) -> str:
+    families = [f.name for f in config.run_families()]
+    if len(families) != 1:
+        raise ConfigError(f"{flag}: the models span the families {', '.join(families) or 'none'}; "
+                          f"name one as FAMILY=DIR (families: {', '.join(FAMILIES)})")
+    return families[0]

@@ -54,8 +54,8 @@ def compile_pipeline(
     to compare with yet, or imported from a URI given as a runtime parameter per model.
 
     Args:
-        config: the pipeline configuration; `data_dir` and `output_dir` must be URIs or
-            absolute paths that the pods can read and write.
+        config: the pipeline configuration; every family's `data_dir` and `output_dir` must be
+            URIs or absolute paths that the pods can read and write.
         output: the file to write; `.yaml`/`.yml` for Kubeflow Pipelines, else JSON for Vertex.
         image: the container image every step runs in.
         baseline_uris: model name → URI of the Model artifact to gate against, the default of
@@ -80,9 +80,8 @@ def compile_pipeline(
     defaults = {name: uri for name, uri in parameters.items() if uri}
     pipeline = create_pipeline(
         config,
-        config.data_dir,
         baseline="importer" if importing else "none",
-        schema_file=f"{IMAGE_PROJECT_DIR}/pipeline/schemas/mind.pbtxt",
+        schema_dir=f"{IMAGE_PROJECT_DIR}/pipeline/schemas",
         sqlite_metadata=False,
     )
     # Schema 2.1 is the one kfp 2 writes and reads (typed `parameterType` inputs).
@@ -122,11 +121,15 @@ def _write(document: dict, path: str) -> None:
 
 def _check_locations(config: PipelineConfig) -> None:
     """Fails early, with the flag to fix, on locations that would only fail inside a pod."""
-    if not config.data_dir:
-        raise UserError(
-            "compile: --data-dir is required: the MIND-format directory as the pods see it "
-            "(synthetic data is generated only by `usermodel run`)"
-        )
-    for flag, path in (("--data-dir", config.data_dir), ("--output-dir", config.output_dir)):
+    locations = [("--output-dir", config.output_dir)]
+    for family in config.run_families():
+        data_dir = config.families[family.name].data_dir
+        if not data_dir:
+            raise UserError(
+                f"compile: --data-dir is required for the {family.name} family: its data directory as the "
+                "pods see it (synthetic data is generated only by `usermodel run`)"
+            )
+        locations.append(("--data-dir", data_dir))
+    for flag, path in locations:
         if "://" not in path and not os.path.isabs(path):
             raise UserError(f"compile: {flag} {path} is relative; give a URI or an absolute path the pods mount")

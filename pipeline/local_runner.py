@@ -24,7 +24,6 @@ import time
 from collections.abc import Iterator
 from typing import Literal, TextIO
 
-from components.ingest import mind
 from pipeline import summary as summary_lib
 from pipeline.configs import PipelineConfig
 
@@ -32,7 +31,7 @@ Runner = Literal["local", "beam"]
 RUNNERS: tuple[Runner, ...] = ("local", "beam")
 CONFIG_FILE = "config.json"
 PROGRESS_LOGGER = "usermodel.progress"
-"""Records of this logger (e.g. training steps from trainer/run_fn.py) are shown on the terminal."""
+"""Records of this logger (e.g. training steps from trainer/news/run.py) are shown on the terminal."""
 
 
 class _Progress(logging.Handler):
@@ -122,16 +121,15 @@ def tfx_logs_to_file(path: str, progress: TextIO) -> Iterator[None]:
             terminal.close()
 
 
-def prepare_data(config: PipelineConfig, out: TextIO) -> str:
-    """The MIND-format directory to ingest; generates the synthetic set on first use."""
-    data_dir = config.resolved_data_dir()
-    if config.dataset == "synthetic" and not os.path.exists(os.path.join(data_dir, "behaviors.tsv")):
-        from components.ingest import synthetic
-
-        out.write(f"Generating synthetic MIND-format data ({config.synthetic_preset}) in {data_dir}\n")
-        synthetic.generate_mind(data_dir, synthetic.SyntheticMindConfig.preset(config.synthetic_preset))
-    mind.find_mind_files(data_dir)  # a missing file is reported now, not minutes into the run
-    return os.path.abspath(data_dir)
+def prepare_data(config: PipelineConfig, out: TextIO) -> dict[str, str]:
+    """Family name → the directory its ExampleGen reads; synthetic sets are generated on first use."""
+    data_dirs = {}
+    for family in config.run_families():
+        section = config.families[family.name]
+        data_dir = config.data_dir_of(family)
+        family.prepare(section.dataset, data_dir, section.synthetic_preset, out)
+        data_dirs[family.name] = os.path.abspath(data_dir)
+    return data_dirs
 
 
 def run(config: PipelineConfig, out: TextIO = sys.stdout, runner: Runner = "local") -> summary_lib.RunSummary:
@@ -140,7 +138,7 @@ def run(config: PipelineConfig, out: TextIO = sys.stdout, runner: Runner = "loca
     from pipeline.pipeline import create_pipeline
 
     dag_runner = _dag_runner(runner)
-    data_dir = prepare_data(config, out)
+    data_dirs = prepare_data(config, out)
     os.makedirs(config.output_dir, exist_ok=True)
     with open(os.path.join(config.output_dir, CONFIG_FILE), "w") as f:  # what `usermodel report` reads
         json.dump(config.to_dict(), f, indent=2)
@@ -151,7 +149,7 @@ def run(config: PipelineConfig, out: TextIO = sys.stdout, runner: Runner = "loca
     )
     started = time.time()
     with tfx_logs_to_file(log_path, out):
-        dag_runner.run(create_pipeline(config, data_dir, baseline="resolver"))
+        dag_runner.run(create_pipeline(config, data_dirs, baseline="resolver"))
     result = summary_lib.collect(config, started_at=started)
     summary_lib.write(result, config.output_dir)
     return result

@@ -1,8 +1,10 @@
 """The TFX pipeline: one definition for any subset of models and any runner (DESIGN.md section 1).
 
-    MindExampleGen → StatisticsGen, ImportSchemaGen → Transform → per model:
-        Trainer → Evaluator (TFMA: AUC, MRR, nDCG@5/10; floors, and no regression against a
-                  baseline model of that name) → Pusher
+One subgraph per task family present in the run (`pipeline/families.py`):
+
+    ExampleGen.<family> → StatisticsGen.<family>, ImportSchemaGen.<family> → Transform.<family>
+        → per model: Trainer → Evaluator (TFMA: the family's metrics; floors, and no regression
+          against a baseline model of that name) → Pusher
 
 The baseline is the one part that differs between runners (see `Baseline`). Module functions
 are referenced by dotted path (the TFX template style), so every runner imports them from the
@@ -12,17 +14,16 @@ installed project instead of packaging user code.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Literal
 
 from tfx import v1 as tfx
 from tfx.dsl.components.common import importer
 
 from components import gating
-from components.ingest.mind_example_gen import MindExampleGen
+from components.trainer_with_inputs import TrainerWithInputs
 from pipeline.configs import PipelineConfig
-
-SCHEMA_FILE = os.path.join(os.path.dirname(__file__), "schemas", "mind.pbtxt")
-TRANSFORM_SPLITS = tfx.proto.SplitsConfig(analyze=["train", "news"], transform=["train", "eval", "news"])
+from pipeline.families import SCHEMA_DIR, Family, load
 
 Baseline = Literal["resolver", "importer", "none"]
 """Where each Evaluator's baseline (the model a candidate may not regress against) comes from.
@@ -43,19 +44,21 @@ def baseline_parameter(model: str) -> str:
 
 def create_pipeline(
     config: PipelineConfig,
-    data_dir: str,
+    data_dirs: Mapping[str, str] | None = None,
     baseline: Baseline = "resolver",
-    schema_file: str = SCHEMA_FILE,
+    schema_dir: str = SCHEMA_DIR,
     sqlite_metadata: bool = True,
 ) -> tfx.dsl.Pipeline:
-    """Builds the pipeline for `config.models` over the MIND-format data in `data_dir`.
+    """Builds the pipeline for `config.models`, one subgraph per family.
 
     Args:
         config: the pipeline configuration; its output locations may be local paths or URIs.
-        data_dir: the MIND-format directory that MindExampleGen reads.
+        data_dirs: family name → the directory its ExampleGen reads; default: the config's
+            (`PipelineConfig.data_dir_of`).
         baseline: how each Evaluator gets its baseline model (see `Baseline`).
-        schema_file: the schema ImportSchemaGen reads, as seen by the machine that runs it
-            (a container image has the project at another path than the compiling machine).
+        schema_dir: where ImportSchemaGen reads the families' schemas, as seen by the machine
+            that runs it (a container image has the project at another path than the
+            compiling machine).
         sqlite_metadata: keep ML Metadata in `config.metadata_path` (runners on this machine);
             False for Kubeflow, whose backend has its own store.
 
@@ -64,35 +67,67 @@ def create_pipeline(
     """
     if baseline not in BASELINES:
         raise ValueError(f"baseline: {baseline!r} is not one of {', '.join(BASELINES)}")
-    example_gen = MindExampleGen(input_base=data_dir)
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
+    components = []
+    for family in config.run_families():
+        data_dir = (data_dirs or {}).get(family.name) or config.data_dir_of(family)
+        components += _family_components(config, family, data_dir, baseline, schema_dir)
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=_absolute(config.pipeline_root),
+        components=components,
+        metadata_connection_config=(
+            tfx.orchestration.metadata.sqlite_metadata_connection_config(_absolute(config.metadata_path))
+            if sqlite_metadata else None
+        ),
+        beam_pipeline_args=list(config.beam_args),
+        enable_cache=False,
+    )
+
+
+def _family_components(config: PipelineConfig, family: Family, data_dir: str, baseline: Baseline,
+                       schema_dir: str) -> list:
+    """ExampleGen, statistics, schema and Transform of one family, then per model Trainer,
+    baseline, Evaluator and Pusher."""
+    section = config.families[family.name]
+    example_gen = family.make_example_gen(section.dataset, data_dir).with_id(f"ExampleGen.{family.name}")
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(
+        f"StatisticsGen.{family.name}")
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=os.path.join(schema_dir, family.schema)).with_id(
+        f"ImportSchemaGen.{family.name}")
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
-        preprocessing_fn="trainer.preprocessing.preprocessing_fn",
-        splits_config=TRANSFORM_SPLITS,
-        custom_config=config.transform.__dict__,
-    )
+        preprocessing_fn=family.preprocessing_fn,
+        splits_config=tfx.proto.SplitsConfig(
+            analyze=list(family.analyze_splits), transform=list(family.transform_splits)
+        ),
+        custom_config=dict(section.transform),
+    ).with_id(f"Transform.{family.name}")
     components = [example_gen, statistics_gen, schema_gen, transform]
-    for model in config.models:
-        trainer = tfx.components.Trainer(
-            run_fn="trainer.run_fn.run_fn",
-            examples=transform.outputs["transformed_examples"],
-            transform_graph=transform.outputs["transform_graph"],
-            # Training by epochs: run_fn counts the samples and sets the steps itself.
-            train_args=tfx.proto.TrainArgs(
-                splits=["train"], num_steps=None if config.training.epochs else config.train_steps
-            ),
-            eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=1),
-            custom_config=config.training_for(model).__dict__,
-        ).with_id(f"Trainer.{model}")
-        baseline_node = _baseline_node(model, baseline)
+    eval_config = gating.eval_config(config.gate_of(family), family.metrics, family.label_key, family.prediction_key)
+    pre_steps: dict[str, tuple] = {}  # factory path → (component, output key), built once per run
+    trainers = {}
+    for model in config.models_of(family):
+        inputs = {}
+        for name, factory in family.pre_steps.get(model, {}).items():
+            if factory not in pre_steps:
+                pre_steps[factory] = load(factory)(example_gen, transform, config)
+                components.append(pre_steps[factory][0])
+            component, key = pre_steps[factory]
+            inputs[name] = component.outputs[key]
+        trainers[model] = _trainer(config, family, model, transform, inputs)
+    for model, trainer in trainers.items():
+        sibling = family.siblings.get(model)
+        baseline_node = None if sibling else _baseline_node(model, baseline)
+        if sibling:
+            baseline_model = trainers[sibling].outputs["model"]
+        else:
+            baseline_model = baseline_node.outputs[_baseline_key(baseline_node)] if baseline_node else None
         evaluator = tfx.components.Evaluator(
             examples=example_gen.outputs["examples"],
             model=trainer.outputs["model"],
-            baseline_model=baseline_node.outputs[_baseline_key(baseline_node)] if baseline_node else None,
-            eval_config=gating.eval_config(config.gate),
+            baseline_model=baseline_model,
+            eval_config=eval_config,
             example_splits=["eval"],
         ).with_id(f"Evaluator.{model}")
         pusher = tfx.components.Pusher(
@@ -105,17 +140,23 @@ def create_pipeline(
             ),
         ).with_id(f"Pusher.{model}")
         components += [trainer, *([baseline_node] if baseline_node else []), evaluator, pusher]
-    return tfx.dsl.Pipeline(
-        pipeline_name=config.pipeline_name,
-        pipeline_root=_absolute(config.pipeline_root),
-        components=components,
-        metadata_connection_config=(
-            tfx.orchestration.metadata.sqlite_metadata_connection_config(_absolute(config.metadata_path))
-            if sqlite_metadata else None
-        ),
-        beam_pipeline_args=list(config.beam_args),
-        enable_cache=False,
+    return components
+
+
+def _trainer(config: PipelineConfig, family: Family, model: str, transform, pre_steps: dict):
+    """The model's Trainer: TFX's own, or `TrainerWithInputs` when pre-step artifacts feed it."""
+    kwargs = dict(
+        run_fn=family.run_fn,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        # Training by epochs: run_fn counts the samples and sets the steps itself.
+        train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=None if config.training.epochs else config.train_steps),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=1),
+        custom_config=config.training_for(model),
     )
+    if pre_steps:
+        return TrainerWithInputs(pre_steps=pre_steps, **kwargs).with_id(f"Trainer.{model}")
+    return tfx.components.Trainer(**kwargs).with_id(f"Trainer.{model}")
 
 
 def _baseline_node(model: str, baseline: Baseline):

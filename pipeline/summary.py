@@ -16,8 +16,7 @@ from typing import Any
 
 from components import gating
 from pipeline.configs import PipelineConfig
-
-METRIC_COLUMNS = tuple(gating.NEWS_METRICS)
+from pipeline.families import FAMILIES, all_models
 
 
 @dataclasses.dataclass
@@ -38,19 +37,26 @@ class ThresholdCheck:
 @dataclasses.dataclass
 class ModelResult:
     model: str
+    family: str
     metrics: dict[str, float]
     baseline: str | None
     baseline_metrics: dict[str, float]
     checks: list[ThresholdCheck]
     blessed: bool
     pushed_path: str | None
+    sibling: str | None = None
+    """The model of the same run this one was gated against, if its family says so."""
 
     def reason(self) -> str:
         """Why the model was or was not blessed, in one sentence."""
         failed = [c for c in self.checks if c.passed is False]
         if self.blessed:
-            against = f"not worse than the serving model {self.baseline}" if self.baseline else \
-                "first run of this model, so only absolute floors applied"
+            if self.sibling:
+                against = f"compared with {self.sibling} of this run"
+            elif self.baseline:
+                against = f"not worse than the serving model {self.baseline}"
+            else:
+                against = "first run of this model, so only absolute floors applied"
             return f"blessed: every threshold passed ({against})"
         if failed:
             return "NOT blessed: " + "; ".join(c.sentence() for c in failed)
@@ -60,25 +66,32 @@ class ModelResult:
 @dataclasses.dataclass
 class RunSummary:
     output_dir: str
-    data_dir: str
+    data_dirs: dict[str, str]
+    """Family → the directory its ExampleGen read."""
     seconds: float
-    ingest: dict[str, Any]
+    ingest: dict[str, dict[str, Any]]
+    """Family → its ExampleGen's ingest report."""
     models: list[ModelResult]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def table(self) -> str:
-        header = ["model", *METRIC_COLUMNS, "blessed", "pushed to"]
-        rows = [
-            [m.model, *(_fmt(m.metrics.get(c)) for c in METRIC_COLUMNS), "yes" if m.blessed else "NO",
-             m.pushed_path or "-"]
-            for m in self.models
-        ]
-        return "\n".join([_markdown_table(header, rows), ""] + [f"{m.model}: {m.reason()}" for m in self.models])
+        """One table per family (its own metric columns), then one sentence per model."""
+        tables = []
+        for name, family in FAMILIES.items():
+            models = [m for m in self.models if m.family == name]
+            if not models:
+                continue
+            header = ["model", *family.metrics, "blessed", "pushed to"]
+            rows = [[m.model, *(_fmt(m.metrics.get(c)) for c in family.metrics), "yes" if m.blessed else "NO",
+                     m.pushed_path or "-"] for m in models]
+            tables += ([f"{family.task}:"] if len(self.data_dirs) > 1 else []) + [_markdown_table(header, rows), ""]
+        return "\n".join(tables + [f"{m.model}: {m.reason()}" for m in self.models])
 
     def markdown(self) -> str:
-        parts = [f"# Run summary\n\nData: `{self.data_dir}` · {self.seconds:.0f} s\n", self.table(), ""]
+        data = ", ".join(f"{family} `{path}`" for family, path in self.data_dirs.items())
+        parts = [f"# Run summary\n\nData: {data} · {self.seconds:.0f} s\n", self.table(), ""]
         for m in self.models:
             parts.append(f"\n## {m.model}\n\nBaseline: {m.baseline or 'none (first run of this model)'}\n")
             rows = [[c.metric, c.kind, c.requirement, _fmt(c.observed),
@@ -153,22 +166,26 @@ def _metrics(uri: str) -> dict[str, dict[str, float]]:
     return values
 
 
-def _checks(gate: gating.GateConfig, metrics, baseline_metrics, failures, has_baseline) -> list[ThresholdCheck]:
+def _checks(gate: gating.GateConfig, names, metrics, baseline_metrics, failures, has_baseline,
+            sibling: str | None = None) -> list[ThresholdCheck]:
+    """The floors, then the change thresholds: no regression against the model's previous
+    version, or the comparison with a sibling model of the same run."""
     checks = []
-    for name in gating.NEWS_METRICS:
+    change_kind = f"vs {sibling}" if sibling else "no regression"
+    for name in names:
         if name in gate.min_value:
             checks.append(ThresholdCheck(
                 name, "floor", f"≥ {gate.min_value[name]}", metrics.get(name), (name, False) not in failures,
             ))
         if name in gate.max_drop:
             if not has_baseline:
-                checks.append(ThresholdCheck(name, "no regression", "no baseline yet (first run)", None, None))
+                checks.append(ThresholdCheck(name, change_kind, "no baseline yet (first run)", None, None))
                 continue
             change = None
             if name in metrics and name in baseline_metrics:
                 change = metrics[name] - baseline_metrics[name]
             checks.append(ThresholdCheck(
-                name, "no regression", f"change vs baseline ≥ −{gate.max_drop[name]}", change,
+                name, change_kind, f"change vs baseline ≥ −{gate.max_drop[name]}", change,
                 (name, True) not in failures,
             ))
     return checks
@@ -193,13 +210,14 @@ def collect(config: PipelineConfig, started_at: float) -> RunSummary:
 
     md = _Metadata(os.path.abspath(config.metadata_path), config.pipeline_name)
     ingest = {}
-    for artifact in md.outputs("MindExampleGen").get("examples", []):
-        examples = standard_artifacts.Examples()
-        examples.uri = artifact.uri
-        ingest = load_report(examples)
+    for family in config.run_families():
+        for artifact in md.outputs(f"ExampleGen.{family.name}").get("examples", []):
+            examples = standard_artifacts.Examples()
+            examples.uri = artifact.uri
+            ingest[family.name] = load_report(examples)
     models = [_model_result(md, config, model) for model in config.models]
-    return RunSummary(os.path.abspath(config.output_dir), config.resolved_data_dir(), time.time() - started_at,
-                      ingest, models)
+    data_dirs = {f.name: os.path.abspath(config.data_dir_of(f)) for f in config.run_families()}
+    return RunSummary(os.path.abspath(config.output_dir), data_dirs, time.time() - started_at, ingest, models)
 
 
 def _model_result(md: _Metadata, config: PipelineConfig, model: str) -> ModelResult:
@@ -217,9 +235,11 @@ def _model_result(md: _Metadata, config: PipelineConfig, model: str) -> ModelRes
     pushed_path = None
     if blessed and pushed is not None and _custom(pushed, "pushed") == 1:
         pushed_path = _custom(pushed, "pushed_destination")
-    return ModelResult(model, metrics, baseline, baseline_metrics,
-                       _checks(config.gate, metrics, baseline_metrics, failures, baseline is not None),
-                       blessed, pushed_path)
+    family = all_models()[model]
+    checks = _checks(config.gate_of(family), family.metrics, metrics, baseline_metrics, failures, baseline is not None,
+                     family.siblings.get(model))
+    return ModelResult(model, family.name, metrics, baseline, baseline_metrics, checks, blessed, pushed_path,
+                       family.siblings.get(model))
 
 
 def write(summary: RunSummary, output_dir: str) -> None:

@@ -5,7 +5,7 @@ machine, say). This script trains each news model for a few steps on the test fi
 data, checks the loss is finite and that a save/load round trip predicts the same, then times
 `train_on_batch` at `usermodel bench train`'s paper-style setting (random word vectors: GloVe
 needs pyarrow, which such a machine may lack). Under JAX the padded computation runs (no
-trimming, `trainer/models/padding.py`).
+trimming, `trainer/news/models/padding.py`).
 
     KERAS_BACKEND=jax python scripts/bench_train_jax.py      # from the repository root
 """
@@ -21,10 +21,10 @@ sys.path[:0] = [".", "tests/trainer"]
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-
 from news_fixtures import NUM_ENTITIES, NUM_USERS, SIZES, impressions  # noqa: E402
+
 from pipeline.bench_train import VARIANTS, BenchConfig, synthetic_batch  # noqa: E402
-from trainer.models import build_model, make_config  # noqa: E402
+from trainer.news.models import build_model, make_config  # noqa: E402
 
 
 def _build(name: str, preset, sizes: dict):

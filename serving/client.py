@@ -2,7 +2,7 @@
 
 It only uses TF Serving's public gRPC API (PredictionService, ModelService), so it works the
 same against ``usermodel serve`` and a real ``tensorflow_model_server``. Helpers per family
-(signature contracts in docs/serving.md):
+(signature contracts in `trainer/signatures.py`, described in docs/serving.md):
 
 * news ranking: :meth:`ServingClient.score_candidates`, :meth:`~ServingClient.encode_news`,
   :meth:`~ServingClient.encode_user`;
@@ -30,6 +30,8 @@ from tensorflow_serving.apis import (
     predict_pb2,
     prediction_service_pb2_grpc,
 )
+
+from trainer import signatures
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
 
@@ -158,6 +160,11 @@ class ServingClient:
         response.metadata["signature_def"].Unpack(signatures)
         return dict(signatures.signature_def)
 
+    def _signature(self, model: str, signature: signatures.Signature, *inputs: np.ndarray,
+                   **spec) -> dict[str, np.ndarray]:
+        """Calls a contract signature (`trainer/signatures.py`) with its inputs in order."""
+        return self.predict(model, signature.name, dict(zip(signature.input_names, inputs, strict=True)), **spec)
+
     # ------------------------------------------------------------------ news ranking
     def score_candidates(self, model: str, user_id: str, history: Sequence[str], candidates: Sequence[str],
                          **spec) -> list[tuple[str, float]]:
@@ -165,26 +172,23 @@ class ServingClient:
         returns (news id, score) best first."""
         if not candidates:
             return []
-        out = self.predict(model, "score", {
-            "user_id": _vector([user_id]), "history": _strings([history]), "candidates": _strings([candidates]),
-        }, **spec)
+        out = self._signature(model, signatures.SCORE, _vector([user_id]), _strings([history]),
+                              _strings([candidates]), **spec)
         scores = out["scores"][0, : len(candidates)]
         return sorted(zip(candidates, scores.tolist()), key=lambda p: -p[1])
 
     def encode_news(self, model: str, articles: Sequence[Article], **spec) -> np.ndarray:
         """News vectors [N, D] for raw articles (cacheable: they don't depend on the user)."""
-        out = self.predict(model, "encode_news", {
-            "title": _vector([a.title for a in articles]), "abstract": _vector([a.abstract for a in articles]),
-            "category": _vector([a.category for a in articles]),
-            "subcategory": _vector([a.subcategory for a in articles]),
-            "entities": _strings([list(a.entities) for a in articles]),
-        }, **spec)
+        out = self._signature(
+            model, signatures.ENCODE_NEWS, _vector([a.title for a in articles]),
+            _vector([a.abstract for a in articles]), _vector([a.category for a in articles]),
+            _vector([a.subcategory for a in articles]), _strings([list(a.entities) for a in articles]), **spec,
+        )
         return out["news_vector"]
 
     def encode_user(self, model: str, user_id: str, history: Sequence[str], **spec) -> np.ndarray:
         """The user vector [D]; a news score is its dot product with the news vector."""
-        out = self.predict(model, "encode_user", {"user_id": _vector([user_id]), "history": _strings([history])},
-                           **spec)
+        out = self._signature(model, signatures.ENCODE_USER, _vector([user_id]), _strings([history]), **spec)
         return out["user_vector"][0]
 
     # ------------------------------------------------------------------ tag profiling
@@ -193,9 +197,8 @@ class ServingClient:
         """A user's top tags, best first (at most `k`, at most the K the model was exported with).
 
         `features` are the user's categorical fields as ``"name=value"`` strings."""
-        out = self.predict(model, "user_tags", {
-            "user_id": _vector([user_id]), "history": _strings([history]), "features": _strings([features]),
-        }, **spec)
+        out = self._signature(model, signatures.USER_TAGS, _vector([user_id]), _strings([history]),
+                              _strings([features]), **spec)
         tags = [(t.decode(), float(s)) for t, s in zip(out["tag_ids"][0], out["tag_scores"][0]) if t]
         return tags[:k] if k is not None else tags
 
@@ -205,7 +208,6 @@ class ServingClient:
         if not targets:
             return np.zeros([0], np.float32)
         rows = len(targets)
-        out = self.predict(model, "pctr", {
-            "user_id": _vector([user_id] * rows), "history": _strings([history] * rows), "target": _vector(targets),
-        }, **spec)
+        out = self._signature(model, signatures.PCTR, _vector([user_id] * rows), _strings([history] * rows),
+                              _vector(targets), **spec)
         return out["pctr"]

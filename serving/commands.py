@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+from components.console import quiet_native_stderr
 from components.errors import UserError, positive, writable_file
 
 
@@ -78,9 +79,8 @@ def _serve(args: argparse.Namespace) -> int:
             raise UserError(f"--model-config-file: {args.model_config_file} not found")
         dirs, policies = deploy.read_model_config(args.model_config_file)
 
-    from pipeline.cli import _quiet_native_stderr
 
-    with _quiet_native_stderr():
+    with quiet_native_stderr():
         from serving.model_manager import ManagerConfig
         from serving.server import Server, ServerConfig
 
@@ -156,10 +156,9 @@ def add_query_parser(sub) -> None:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from pipeline.cli import _quiet_native_stderr
 
-    with _quiet_native_stderr():
-        from serving.client import Article, ClientConfig, ServingError, ServingClient
+    with quiet_native_stderr():
+        from serving.client import Article, ClientConfig, ServingClient, ServingError
 
     spec = {"version": args.version, "label": args.label}
     with ServingClient(ClientConfig(args.target, timeout_s=args.timeout)) as client:
@@ -234,7 +233,7 @@ def _free_port() -> int:
 
 
 def _wait_available(target: str, model: str, process: subprocess.Popen, timeout_s: float = 180.0) -> None:
-    from serving.client import ClientConfig, ServingError, ServingClient
+    from serving.client import ClientConfig, ServingClient, ServingError
 
     deadline = time.monotonic() + timeout_s
     with ServingClient(ClientConfig(target, timeout_s=2.0, retries=0)) as client:
@@ -289,9 +288,8 @@ def _started(kind: str, args: argparse.Namespace) -> Iterator[str]:
 
 
 def _bench_serve(args: argparse.Namespace) -> int:
-    from pipeline.cli import _quiet_native_stderr
 
-    with _quiet_native_stderr():
+    with quiet_native_stderr():
         from serving import load_test
 
     base = load_test.LoadConfig(

@@ -10,7 +10,7 @@ Input layout, shared by the three metrics:
 
 * `y_pred`: scores `[B, C]`, one row per impression (its candidates).
 * `y_true`: either the clicked slot of each row, integer `[B]` (or `[B, 1]`),
-  the training layout of `trainer/news_input.py` (one click among 1 + K
+  the training layout of `trainer/news/input.py` (one click among 1 + K
   candidates); or labels `[B, C]`, whole impressions (0/1 clicks; nDCG also
   takes graded labels >= 0).
 * Padding: a candidate is padding, i.e. absent as if it were not in the

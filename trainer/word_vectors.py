@@ -7,7 +7,7 @@ release, PDDL), installed with the project, so nothing is downloaded at run
 time.
 
 Row layout of the returned matrix follows the vocabulary convention of
-`trainer/preprocessing.py`: row 0 is padding (zeros), row 1 the unknown word
+`trainer/news/preprocessing.py`: row 0 is padding (zeros), row 1 the unknown word
 (the mean GloVe vector), row `i + 2` the i-th vocabulary word. Words GloVe
 does not know get small random vectors with GloVe's per-dimension spread, so
 they start distinguishable and are learned like any other row.

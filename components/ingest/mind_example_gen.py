@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Any, Iterator
+from typing import Any, Iterator, TextIO
 
 import apache_beam as beam
 import tensorflow as tf
@@ -31,10 +31,17 @@ from tfx.dsl.components.base import base_beam_component, base_beam_executor, exe
 from tfx.types import component_spec, standard_artifacts
 from tfx.utils import io_utils
 
-from components.ingest import mind, report as report_lib, splits
+from components.ingest import mind, splits
+from components.ingest import report as report_lib
 from components.ingest.example_gen_utils import (
-    STAGING_DIR, WriteSplit, bytes_feature, int64_feature, make_example, prepare_examples,
-    stage_examples, write_report,
+    STAGING_DIR,
+    WriteSplit,
+    bytes_feature,
+    int64_feature,
+    make_example,
+    prepare_examples,
+    stage_examples,
+    write_report,
 )
 
 SPLITS = ("train", "eval", "news")
@@ -225,3 +232,21 @@ class MindExampleGen(base_beam_component.BaseBeamComponent):
                 input_base=input_base, examples=types.Channel(type=standard_artifacts.Examples)
             )
         )
+
+
+def example_gen(dataset: str, data_dir: str) -> MindExampleGen:
+    """The news family's ExampleGen (`pipeline/families.py`): generated and real MIND data
+    share the format, so `dataset` does not change the component."""
+    del dataset
+    return MindExampleGen(input_base=data_dir)
+
+
+def prepare_data(dataset: str, data_dir: str, synthetic_preset: str, out: TextIO) -> None:
+    """Generates the synthetic MIND-format set on first use; checks a real directory now, so a
+    missing file is reported before the run starts rather than minutes into it."""
+    if dataset == "synthetic" and not os.path.exists(os.path.join(data_dir, "behaviors.tsv")):
+        from components.ingest import synthetic
+
+        out.write(f"Generating synthetic MIND-format data ({synthetic_preset}) in {data_dir}\n")
+        synthetic.generate_mind(data_dir, synthetic.SyntheticMindConfig.preset(synthetic_preset))
+    mind.find_mind_files(data_dir)

@@ -6,19 +6,21 @@ import json
 
 import pytest
 
-from pipeline import cli, configs
 from components.gating import eval_config
+from pipeline import cli, configs
+from pipeline.families import NEWS
 from pipeline.pipeline import create_pipeline
 
 
 def test_preset_file_and_flags_apply_in_order(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("train_steps: 7\ntraining:\n  batch_size: 8\ntransform:\n  title_length: 12\n")
+    path.write_text("train_steps: 7\ntraining:\n  batch_size: 8\nfamilies:\n  news:\n    transform:\n      title_length: 12\n")
     config = configs.load_config("tiny", str(path), {"train_steps": 9, "output_dir": str(tmp_path)})
     assert config.train_steps == 9  # the flag wins over the file
     assert config.training.batch_size == 8 and config.training.learning_rate == 3e-3  # file, then preset
-    assert config.transform.title_length == 12 and config.transform.history_length == 10
-    assert config.training_for("nrms").model_config == "tiny"
+    assert config.families["news"].transform == {"title_length": 12}  # a file's section replaces the preset's
+    assert config.training_for("nrms")["model_config"] == "tiny"
+    assert config.training_for("nrms")["negatives"] == 4 and config.training_for("nrms")["batch_size"] == 8
 
 
 @pytest.mark.parametrize(
@@ -27,8 +29,12 @@ def test_preset_file_and_flags_apply_in_order(tmp_path):
         ("trainig: {}\n", "c.yaml: trainig: unknown field"),
         ("training:\n  batchsize: 3\n", "c.yaml: training.batchsize: unknown field"),
         ("models: [fum2]\n", "models: ['fum2']"),
-        ("dataset: mind\n", "data_dir: required"),
-        ("gate:\n  max_drop: {auc: 0.1}\n", "gate.max_drop: unknown metrics"),
+        ("families:\n  news: {dataset: mind}\n", "families.news.data_dir: required"),
+        ("families:\n  news: {dataset: movielens}\n", "families.news.dataset: 'movielens' is not one of synthetic, mind"),
+        ("families:\n  news:\n    transform: {title_lenght: 3}\n", "families.news.transform: Unknown NewsTransformConfig fields"),
+        ("families:\n  news:\n    training: {negativs: 3}\n", "families.news.training: Unknown NewsTrainingConfig fields"),
+        ("families:\n  newz: {}\n", "c.yaml: families.newz: unknown family"),
+        ("families:\n  news:\n    gate:\n      max_drop: {auc: 0.1}\n", "families.news.gate.max_drop: unknown metrics"),
         ("train_steps: [\n", "c.yaml: not valid YAML"),
         ("models: [fum]\nmodel_configs:\n  fum: {fine_use_bais: true}\n",
          "model_configs.fum: Unknown FUMConfig fields: ['fine_use_bais']"),
@@ -46,10 +52,10 @@ def test_config_mistakes_name_the_field(tmp_path, text, message):
 
 def test_pipeline_has_one_trainer_evaluator_pusher_per_model(tmp_path):
     config = configs.load_config("tiny", overrides={"output_dir": str(tmp_path)})
-    ids = [c.id for c in create_pipeline(config, str(tmp_path)).components]
-    assert sorted(ids) == sorted(["MindExampleGen", "StatisticsGen", "ImportSchemaGen", "Transform",
+    ids = [c.id for c in create_pipeline(config).components]
+    assert sorted(ids) == sorted(["ExampleGen.news", "StatisticsGen.news", "ImportSchemaGen.news", "Transform.news",
                                   "Trainer.nrms", "Baseline.nrms", "Evaluator.nrms", "Pusher.nrms"])
-    metrics = eval_config(config.gate).metrics_specs[0].metrics
+    metrics = eval_config(config.gate_of(NEWS), NEWS.metrics, "labels", "scores").metrics_specs[0].metrics
     floors = {m.class_name + m.config: m.threshold.value_threshold.lower_bound.value
               for m in metrics if m.threshold.HasField("value_threshold")}
     drops = {m.class_name + m.config: -m.threshold.change_threshold.absolute.value
@@ -59,7 +65,7 @@ def test_pipeline_has_one_trainer_evaluator_pusher_per_model(tmp_path):
 
 
 def _train_args(config, tmp_path):
-    trainer = next(c for c in create_pipeline(config, str(tmp_path)).components if c.id == "Trainer.nrms")
+    trainer = next(c for c in create_pipeline(config).components if c.id == "Trainer.nrms")
     train_args = json.loads(trainer.exec_properties["train_args"])  # the proto as JSON
     return train_args, json.loads(trainer.exec_properties["custom_config"])
 
@@ -81,7 +87,7 @@ def test_paper_preset_trains_by_epochs_and_flags_choose_steps_or_epochs(tmp_path
 
 
 def test_demo_fine_only_ablation_is_as_wide_as_the_coarse_model():
-    from trainer.models import make_config
+    from trainer.news.models import make_config
 
     demo = configs.load_config("demo")
     fine_only = make_config("fum_no_coarse", demo.model_configs["fum_no_coarse"])

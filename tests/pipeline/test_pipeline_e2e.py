@@ -14,6 +14,7 @@ import dataclasses
 import glob
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ import tensorflow as tf
 
 from components.metrics import reference
 from pipeline import configs, local_runner
+from pipeline.families import NEWS
 from pipeline.summary import _Metadata
 
 pytestmark = pytest.mark.slow
@@ -44,7 +46,7 @@ def served(run):
 @pytest.fixture(scope="module")
 def eval_examples(run):
     config, _, _ = run
-    uri = _Metadata(config.metadata_path, config.pipeline_name).outputs("MindExampleGen")["examples"][0].uri
+    uri = _Metadata(config.metadata_path, config.pipeline_name).outputs("ExampleGen.news")["examples"][0].uri
     files = glob.glob(os.path.join(uri, "Split-eval", "*.gz"))
     return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
 
@@ -72,9 +74,12 @@ def test_blessed_model_is_pushed_to_the_serving_layout(run):
     assert written["models"][0]["blessed"] is True
     assert "| nrms" in (out / "summary.md").read_text()
     progress = (out / "progress.txt").read_text()
-    for component in ("MindExampleGen", "Transform", "Trainer.nrms", "Evaluator.nrms", "Pusher.nrms"):
+    for component in ("ExampleGen.news", "Transform.news", "Trainer.nrms", "Evaluator.nrms", "Pusher.nrms"):
         assert f"✔ {component}" in progress
-    assert written["ingest"]["counters"]["impressions"] > 0
+    assert written["ingest"]["news"]["counters"]["impressions"] > 0
+    # The sampling counts and the step plan are in the run log.
+    assert re.search(r"nrms: \d+ training impressions: \d+ used, .* \d+ samples, \d+ dropped", progress)
+    assert re.search(r"nrms: 60 steps of 16 samples, \d+ steps per epoch", progress)
 
 
 def test_learns_planted_structure(run):
@@ -126,7 +131,7 @@ def test_score_is_user_vector_dot_cached_news_vectors(run, served, eval_examples
     """The papers' cacheable property: encode_news once, encode_user once, score by dot product."""
     config, _, _ = run
     news = {}
-    with open(os.path.join(config.resolved_data_dir(), "news.tsv"), encoding="utf-8") as f:
+    with open(os.path.join(config.data_dir_of(NEWS), "news.tsv"), encoding="utf-8") as f:
         for line in f:
             cols = line.rstrip("\n").split("\t")
             news[cols[0]] = cols
@@ -173,10 +178,11 @@ def test_worse_candidate_is_refused_and_better_one_is_pushed(run):
 
     # Deliberately worse: one step at a vanishing learning rate, floors off, so only the
     # no-regression check against the blessed first model can refuse it.
+    news = config.families["news"]
     worse = dataclasses.replace(
         config, train_steps=1,
         training=dataclasses.replace(config.training, learning_rate=1e-9),
-        gate=dataclasses.replace(config.gate, min_value={}),
+        families={"news": dataclasses.replace(news, gate=dataclasses.replace(news.gate, min_value={}))},
     )
     with open(out / "progress-worse.txt", "w") as progress:
         second = local_runner.run(worse, out=progress).models[0]
@@ -193,7 +199,7 @@ def test_worse_candidate_is_refused_and_better_one_is_pushed(run):
         third = local_runner.run(better, out=progress).models[0]
     assert third.blessed, third.reason()
     assert third.baseline == second.baseline  # still compared with the model that is serving
-    assert third.metrics["group_auc"] >= first_model.metrics["group_auc"] - config.gate.max_drop["group_auc"]
+    assert third.metrics["group_auc"] >= first_model.metrics["group_auc"] - config.gate_of(NEWS).max_drop["group_auc"]
     assert _serving_versions(config) == [first_model.pushed_path, third.pushed_path]
     report = (out / "summary.md").read_text()
     assert "blessed: every threshold passed (not worse than the serving model" in report

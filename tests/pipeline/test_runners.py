@@ -22,12 +22,12 @@ DATA_DIR = "gs://bucket/mind-small"
 OUTPUT_DIR = "gs://bucket/usermodel"
 BASELINE_URI = "gs://bucket/usermodel/pipeline/run-1/Trainer.nrms/model"
 IMAGE = "europe-docker.pkg.dev/p/r/usermodel-tfx:1"
-COMPONENTS = {"MindExampleGen", "StatisticsGen", "ImportSchemaGen", "Transform", "Trainer.nrms", "Evaluator.nrms",
-              "Pusher.nrms"}
+COMPONENTS = {"ExampleGen.news", "StatisticsGen.news", "ImportSchemaGen.news", "Transform.news", "Trainer.nrms",
+              "Evaluator.nrms", "Pusher.nrms"}
 
 
 def _config() -> configs.PipelineConfig:
-    return configs.load_config("tiny", overrides={"dataset": "mind", "data_dir": DATA_DIR, "output_dir": OUTPUT_DIR})
+    return configs.load_config("tiny", overrides={"output_dir": OUTPUT_DIR}, data_dirs=[DATA_DIR])
 
 
 def _pipeline_spec(path: str) -> dict:
@@ -100,8 +100,8 @@ def test_locations_pass_through_for_the_pods(compiled):
         job = json.load(f)
     assert job["runtimeConfig"]["gcsOutputDirectory"] == f"{OUTPUT_DIR}/pipeline"
     spec = job["pipelineSpec"]
-    assert _parameter(spec, "MindExampleGen", "input_base") == DATA_DIR
-    assert _parameter(spec, "ImportSchemaGen", "schema_file") == "/usermodel-tfx/pipeline/schemas/mind.pbtxt"
+    assert _parameter(spec, "ExampleGen.news", "input_base") == DATA_DIR
+    assert _parameter(spec, "ImportSchemaGen.news", "schema_file") == "/usermodel-tfx/pipeline/schemas/news.pbtxt"
     push = json.loads(_parameter(spec, "Pusher.nrms", "push_destination"))
     assert push["filesystem"]["base_directory"] == f"{OUTPUT_DIR}/serving/nrms"
 
@@ -125,7 +125,7 @@ def test_with_baseline_and_no_uri_the_parameter_is_required(tmp_path):
 @pytest.mark.parametrize("baseline, node", [("resolver", "Resolver"), ("importer", "Importer"), ("none", None)])
 def test_create_pipeline_baseline_options(tmp_path, baseline, node):
     config = configs.load_config("tiny", overrides={"output_dir": str(tmp_path)})
-    components = {c.id: c for c in create_pipeline(config, str(tmp_path), baseline=baseline).components}
+    components = {c.id: c for c in create_pipeline(config, {"news": str(tmp_path)}, baseline=baseline).components}
     assert type(components.get("Baseline.nrms")).__name__ == (node or "NoneType")
     assert set(components) - {"Baseline.nrms"} == COMPONENTS
 

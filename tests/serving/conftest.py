@@ -15,6 +15,7 @@ from serving.model_manager import ManagerConfig
 from serving.server import Server, ServerConfig
 from tests.serving import saved_models
 
+
 @pytest.fixture(scope="session")
 def model_root(tmp_path_factory) -> str:
     """<root>/{nrms,fum,lstur,ctr,tags}/1/ — never modified; tests copy it."""

@@ -1,7 +1,7 @@
 """SavedModels for the serving tests, one per model family.
 
 * news ranking: real tiny (untrained) NRMS, FUM and LSTUR exported by
-  ``trainer.news_export.export`` (the pipeline's own export code), with a Transform graph
+  ``trainer.news.export.export`` (the pipeline's own export code), with a Transform graph
   analysed by tf.Transform on a handful of rows;
 * CTR and tag profiling have no trained model yet, so small hand-written ``tf.Module``s stand in
   with the signatures docs/serving.md fixes for them (``pctr``; ``user_tags``), hashing ids to
@@ -23,9 +23,15 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_transform.tf_metadata import metadata_io
 from tfx.utils import io_utils
 
-from pipeline.pipeline import SCHEMA_FILE
-from trainer import news_export, news_input, preprocessing, run_fn
-from trainer.models import build_model
+from pipeline.families import NEWS
+from trainer import loop, signatures, transform_ops
+from trainer.news import export as news_export
+from trainer.news import input as news_input
+from trainer.news import preprocessing
+from trainer.news import run as run_fn
+from trainer.news.models import MODELS, build_model
+
+SCHEMA_FILE = NEWS.schema_file
 
 NEWS_IDS = [f"N{i}" for i in range(1, 13)]
 WORDS = "game election market storm movie music health travel food science court team".split()
@@ -73,7 +79,7 @@ def _transform() -> tuple[tft.TFTransformOutput, news_input.NewsTable]:
                                os.path.join(transform_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
     tft_output = tft.TFTransformOutput(transform_dir)
     lengths = news_input.field_lengths(cfg)
-    fields = news_input.empty_fields(tft_output.vocabulary_size_by_name(preprocessing.NEWS_VOCAB) + 2, cfg)
+    fields = news_input.empty_fields(transform_ops.table_size(tft_output, preprocessing.NEWS_VOCAB), cfg)
     for row in transformed[: len(NEWS_IDS)]:
         for f in news_input.NEWS_FIELDS:
             value = np.asarray(row[f], np.int32)
@@ -88,7 +94,8 @@ def export_news(name: str, path: str) -> None:
     """Exports an untrained tiny news model (seeded) with the real Transform graph and signatures."""
     keras.utils.set_random_seed(0)
     tft_output, table = _transform()
-    model = build_model(name, "tiny", **run_fn._vocab_sizes(name, "tiny", tft_output))
+    sizes = loop.vocab_sizes(MODELS, loop.TrainingConfig(model=name, model_config="tiny"), tft_output, run_fn.VOCABULARIES)
+    model = build_model(name, "tiny", **sizes)
     ids = {"history": tf.constant([[2] * HISTORY_LENGTH], tf.int64), "history_mask": tf.ones([1, HISTORY_LENGTH]),
            "user_index": tf.constant([2], tf.int64), "candidates": tf.constant([[2, 3]], tf.int64)}
     model(news_input.to_model_inputs(ids, table, model.news_fields), training=False)  # builds it
@@ -115,14 +122,13 @@ class CtrContract(tf.Module):
         self.items = tf.Variable(rng.normal(size=(buckets, dim)).astype("float32"), trainable=False)
         self.users = tf.Variable(rng.normal(size=(buckets, 1)).astype("float32"), trainable=False)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None, None], tf.string),
-                                  tf.TensorSpec([None], tf.string)])
+    @tf.function(input_signature=signatures.PCTR.tf_specs())
     def pctr(self, user_id, history, target):
         logit = tf.reduce_sum(_masked_mean(history, self.items) * _embed(target, self.items), -1)
         logit += _embed(user_id, self.users)[:, 0]
         return {"pctr": tf.sigmoid(logit)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(input_signature=signatures.SERVING_DEFAULT.tf_specs())
     def serving_default(self, examples):
         spec = {"user_id": tf.io.FixedLenFeature([], tf.string, ""), "target": tf.io.FixedLenFeature([], tf.string, ""),
                 "history": tf.io.VarLenFeature(tf.string)}
@@ -142,8 +148,7 @@ class TagsContract(tf.Module):
         self.tag_vectors = tf.Variable(rng.normal(size=(12, dim)).astype("float32"), trainable=False)
         self.items = tf.Variable(rng.normal(size=(buckets, dim)).astype("float32"), trainable=False)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None, None], tf.string),
-                                  tf.TensorSpec([None, None], tf.string)])
+    @tf.function(input_signature=signatures.USER_TAGS.tf_specs())
     def user_tags(self, user_id, history, features):
         user = _masked_mean(history, self.items) + _masked_mean(features, self.items) + _embed(user_id, self.items)
         top = tf.math.top_k(tf.matmul(user, self.tag_vectors, transpose_b=True), k=self.k)

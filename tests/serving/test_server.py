@@ -16,6 +16,7 @@ from tensorflow_serving.apis import get_model_status_pb2, predict_pb2, predictio
 from serving.batching import BatchingConfig
 from serving.client import Article, ClientConfig, ServingClient, ServingError
 from tests.serving import saved_models
+from trainer import signatures as contract
 
 NEWS = saved_models.NEWS_IDS
 
@@ -118,13 +119,20 @@ def test_typed_helpers_for_each_family(server, client_for):
     assert len(set(probs.tolist())) == 3
 
 
-def test_metadata_lists_signatures_with_their_inputs(server, client_for):
-    client = client_for(server)
-    signatures = client.signatures("nrms")
-    assert set(signatures) == {"serving_default", "score", "encode_news", "encode_user"}
-    assert set(signatures["score"].inputs) == {"user_id", "history", "candidates"}
-    assert set(signatures["score"].outputs) == {"scores", "candidate_mask"}
-    assert [d.size for d in signatures["score"].inputs["history"].tensor_shape.dim] == [-1, -1]
+@pytest.mark.parametrize("model, family", [("nrms", "news"), ("fum", "news"), ("lstur", "news"),
+                                           ("ctr", "ctr"), ("tags", "tags")])
+def test_served_signatures_follow_the_contract(server, client_for, model, family):
+    """Every served model exports exactly its family's signatures of `trainer/signatures.py`."""
+    served = client_for(server).signatures(model)
+    expected = (contract.SERVING_DEFAULT, *contract.BY_FAMILY[family])
+    assert set(served) == {s.name for s in expected}
+    for signature in expected:
+        got = served[signature.name]
+        assert set(got.inputs) == set(signature.input_names)
+        for spec in signature.inputs:
+            assert [d.size for d in got.inputs[spec.name].tensor_shape.dim] == [-1 if n is None else n for n in spec.shape]
+        if signature.outputs:
+            assert set(got.outputs) == set(signature.output_names)
 
 
 def test_status_reports_the_served_version(server, client_for):

@@ -7,8 +7,8 @@ import pytest
 
 from components.errors import UserError
 from pipeline.configs import load_config
-from trainer import run_fn, word_vectors
-from trainer.models import build_model
+from trainer import loop, word_vectors
+from trainer.news.models import build_model
 
 
 def test_rows_follow_the_vocabulary_ids():
@@ -34,14 +34,14 @@ def test_the_trainer_builds_models_with_the_aligned_vectors():
             assert name == "words"
             return [b"the", b"market", b"qqzzxxq"]
 
-    cfg = run_fn.TrainingConfig(model="nrms", word_vectors="glove-6b-50d")
-    extra = run_fn._pretrained(cfg, _Transform())
+    cfg = loop.TrainingConfig(model="nrms", word_vectors="glove-6b-50d")
+    extra = loop.pretrained_embeddings(cfg, _Transform())
     model = build_model("nrms", "tiny", vocab_size=5, embedding_dim=50, **extra)
     model.encode_news({"title": np.array([[2, 3, 0]], "int32")})
     table = model.news_encoder.embedding.embeddings.numpy()
     index, glove = word_vectors.load("glove-6b-50d")
     np.testing.assert_array_equal(table[2], glove[index["the"]])
-    assert run_fn._pretrained(run_fn.TrainingConfig(), _Transform()) == {}
+    assert loop.pretrained_embeddings(loop.TrainingConfig(), _Transform()) == {}
 
 
 def test_config_checks_source_and_width():

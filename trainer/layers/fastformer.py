@@ -11,7 +11,7 @@ Besides the usual padded `[B, N, D]` batch, the layer takes *packed* input:
 the real tokens of all sequences along one axis, `[N_total, D]`, with the
 sequence of each token (`segment_ids`). Its cost is then proportional to the
 number of real tokens, which is how FUM's fine-grained model skips the
-padding of its user documents (`trainer/models/fum.py`).
+padding of its user documents (`trainer/news/models/fum.py`).
 """
 
 from __future__ import annotations

@@ -20,15 +20,14 @@ clicks but no real negative gives no sample, since a softmax over one candidate 
 from __future__ import annotations
 
 import dataclasses
-import glob
-import os
 from typing import Any, Iterable
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from trainer.preprocessing import NewsTransformConfig
+from trainer.news.preprocessing import NEWS_VOCAB, NewsTransformConfig
+from trainer.transform_ops import table_size
 
 FeatureSpec = dict[str, Any]
 """A transformed feature spec (`tft.TFTransformOutput.transformed_feature_spec()`)."""
@@ -49,14 +48,6 @@ class NewsTable:
 
     def gather(self, indices: tf.Tensor, fields: Iterable[str]) -> dict[str, tf.Tensor]:
         return {f: tf.gather(self.fields[f], indices) for f in fields}
-
-
-def split_files(examples_uri: str, split: str) -> list[str]:
-    """The TFRecord files of one split of an Examples artifact."""
-    files = sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
-    if not files:
-        raise FileNotFoundError(f"no files for split '{split}' under {examples_uri}")
-    return files
 
 
 def _parse(files: list[str], feature_spec: FeatureSpec, keys: Iterable[str]) -> tf.data.Dataset:
@@ -90,7 +81,7 @@ def empty_fields(num_news: int, cfg: NewsTransformConfig) -> dict[str, np.ndarra
 def load_news_table(news_files: list[str], tft_output: tft.TFTransformOutput, cfg: NewsTransformConfig) -> NewsTable:
     """Reads the transformed `news` split into dense arrays (one pass, ~50 MB for MIND-large)."""
     lengths = field_lengths(cfg)
-    fields = empty_fields(tft_output.vocabulary_size_by_name("news_ids") + 2, cfg)
+    fields = empty_fields(table_size(tft_output, NEWS_VOCAB), cfg)
     for batch in _parse(news_files, tft_output.transformed_feature_spec(), ("news_index",) + NEWS_FIELDS):
         index = batch["news_index"].numpy()
         for f in NEWS_FIELDS:
@@ -165,10 +156,6 @@ class SamplingCounts:
     @property
     def dropped_clicks(self) -> int:
         return self.clicks - self.samples
-
-    def steps_per_epoch(self, batch_size: int) -> int:
-        """Steps that show every sample once on average (at least one)."""
-        return max(1, -(-self.samples // batch_size))
 
     def describe(self) -> str:
         return (

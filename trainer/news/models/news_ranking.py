@@ -28,7 +28,7 @@ import keras
 from keras import ops
 
 from trainer.layers.attention import large_negative
-from trainer.models import padding
+from trainer.news.models import padding
 
 __all__ = ["NewsRankingModel", "masked_softmax_cross_entropy"]
 
@@ -138,7 +138,7 @@ class NewsRankingModel(keras.Model):
     ) -> Any:
         """Encodes articles: `{field: [N, ...]}` -> news vectors `[N, D]`.
 
-        Padded token positions are skipped (`trainer/models/padding.py`):
+        Padded token positions are skipped (`trainer/news/models/padding.py`):
         articles are encoded in length groups trimmed to their longest
         title, which gives the same vectors as one padded block.
 

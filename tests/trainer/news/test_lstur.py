@@ -6,10 +6,10 @@ import keras
 import numpy as np
 import pytest
 from keras import ops
-
 from news_fixtures import NUM_USERS, SIZES, impression_auc, impressions, training_set
-from trainer.models import MODELS, build_model
-from trainer.models.lstur import LSTUR, LSTURConfig
+
+from trainer.news.models import MODELS, build_model
+from trainer.news.models.lstur import LSTUR, LSTURConfig
 
 
 @pytest.fixture(autouse=True)

@@ -11,9 +11,12 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.utils import io_utils
 
-from pipeline.pipeline import SCHEMA_FILE
-from trainer import preprocessing
-from trainer.preprocessing import FIRST_ID, PAD_ID, UNKNOWN_ID
+from pipeline.families import NEWS
+from trainer import transform_ops
+from trainer.news import preprocessing
+from trainer.news.preprocessing import FIRST_ID, PAD_ID, UNKNOWN_ID
+
+SCHEMA_FILE = NEWS.schema_file
 
 
 def _row(**values):
@@ -49,7 +52,7 @@ def transformed():
 
 
 def test_tokenize_lowercases_and_splits_punctuation():
-    tokens = preprocessing.tokenize(tf.constant(["Big Game tonight!", "  Ünïcode, words "]))
+    tokens = transform_ops.tokenize(tf.constant(["Big Game tonight!", "  Ünïcode, words "]))
     assert tokens.to_list() == [[b"big", b"game", b"tonight", b"!"], ["ünïcode".encode(), b",", b"words"]]
 
 

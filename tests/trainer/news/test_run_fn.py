@@ -1,17 +1,15 @@
-"""The Trainer's evaluation over whole impressions (`trainer.run_fn.evaluate_impressions`)."""
+"""The Trainer's evaluation over whole impressions (`trainer.news.run.evaluate_impressions`)."""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
-import pytest
 import tensorflow as tf
+from news_fixtures import SIZES, impressions
 
 from components.metrics import reference
-from news_fixtures import SIZES, impressions
-from trainer.models import build_model
-from trainer import news_input
-from trainer.run_fn import TrainingConfig, compile_for_training, evaluate_impressions
+from trainer.news.models import build_model
+from trainer.news.run import compile_for_training, evaluate_impressions
 
 
 def test_whole_impression_metrics_over_batches_of_different_shapes():
@@ -65,13 +63,3 @@ def test_training_auc_masks_padded_candidates():
     expected = reference.group_auc(labels[mask], scores[mask], groups[mask])
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     assert expected < 0.99  # an untrained model: padding counted as negatives would push it up
-
-
-def test_training_by_epochs_or_steps():
-    counts = news_input.SamplingCounts(impressions=60, used_impressions=50, no_click_impressions=5,
-                                       no_negative_impressions=5, clicks=110, samples=100)
-    assert TrainingConfig(epochs=3, batch_size=32).total_steps(counts, train_steps=None) == 3 * 4
-    assert TrainingConfig(epochs=3, batch_size=32).total_steps(counts, train_steps=500) == 12  # epochs win
-    assert TrainingConfig(batch_size=32).total_steps(counts, train_steps=500) == 500
-    with pytest.raises(ValueError, match="epochs: must be at least 1"):
-        TrainingConfig(epochs=0)

@@ -1,4 +1,4 @@
-"""Skipping padding (trainer/models/padding.py) changes no real output.
+"""Skipping padding (trainer/news/models/padding.py) changes no real output.
 
 Each test compares the trimmed/packed computation with the plain padded one
 (trimming is switched off by claiming an XLA-compiled step, the static-shape
@@ -13,11 +13,11 @@ import keras
 import numpy as np
 import pytest
 from keras import ops
-
 from news_fixtures import NUM_USERS, SIZES, impressions
+
 from trainer.layers.attention import masked_softmax, segment_softmax
 from trainer.layers.fastformer import Fastformer
-from trainer.models import build_model, make_config, padding
+from trainer.news.models import build_model, make_config, padding
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Tests for scoring from cached news vectors (trainer/news_export.py)."""
+"""Tests for scoring from cached news vectors (trainer/news/export.py)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from news_fixtures import NUM_USERS, SIZES, A, L, article
-from trainer import news_input
-from trainer.models import build_model
-from trainer.news_export import CachedScorer, encode_table
+
+from trainer.news import input as news_input
+from trainer.news.export import CachedScorer, encode_table
+from trainer.news.models import build_model
 
 NUM_NEWS = 40
 

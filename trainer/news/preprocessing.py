@@ -7,9 +7,9 @@ One graph handles both row kinds of MindExampleGen's output (docs/architecture.m
 * impression rows → ``user_index``, ``history`` (the most recent H clicks, fixed length, padded)
   with ``history_mask``, ``candidates`` and ``labels`` (variable length), ``impression_id``.
 
-Every id space reserves 0 for padding and 1 for unknown (never seen in training, or missing from
-news.tsv), so real entries start at :data:`FIRST_ID`. The same graph runs in serving
-(``encode_news`` tokenizes raw articles with it), so training and serving cannot disagree.
+Every id space reserves 0 for padding and 1 for unknown (missing from news.tsv included), as
+in every family (`trainer/transform_ops.py`). The same graph runs in serving (``encode_news``
+tokenizes raw articles with it), so training and serving cannot disagree.
 """
 
 from __future__ import annotations
@@ -18,12 +18,10 @@ import dataclasses
 from typing import Any
 
 import tensorflow as tf
-import tensorflow_text as tf_text
 import tensorflow_transform as tft
 
-PAD_ID = 0
-UNKNOWN_ID = 1
-FIRST_ID = 2
+from trainer.config_base import DictConfig
+from trainer.transform_ops import FIRST_ID, PAD_ID, id_or_pad, ids, scalar, sparse_ids, tokenize
 
 WORD_VOCAB = "words"
 CATEGORY_VOCAB = "categories"
@@ -34,7 +32,7 @@ ENTITY_VOCAB = "entities"
 
 
 @dataclasses.dataclass
-class NewsTransformConfig:
+class NewsTransformConfig(DictConfig):
     """Sizes fixed at Transform time (passed as TFX ``custom_config``)."""
 
     history_length: int = 50
@@ -50,60 +48,19 @@ class NewsTransformConfig:
     min_word_count: int = 1
     """Words seen fewer times than this map to unknown."""
 
-    @classmethod
-    def from_custom_config(cls, custom_config: dict[str, Any] | None) -> "NewsTransformConfig":
-        fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in (custom_config or {}).items() if k in fields})
-
-
-def tokenize(text: tf.Tensor) -> tf.RaggedTensor:
-    """Case-folded words and punctuation marks ([B] strings → [B, None]).
-
-    NFKC case folding and Unicode letter/number classes, so "Ünïcode" stays one word (RE2's
-    ``\\w`` and ``tf.strings.lower`` are ASCII-only).
-    """
-    return tf_text.regex_split(
-        tf_text.case_fold_utf8(text),
-        delim_regex_pattern=r"\s+|([^\p{L}\p{N}\s])",
-        keep_delim_regex_pattern=r"[^\p{L}\p{N}\s]",
-    )
-
-
-def _scalar(sparse: tf.SparseTensor, default) -> tf.Tensor:
-    """[B, 0 or 1] optional feature → [B] dense with a default for absent values."""
-    batch = tf.shape(sparse, out_type=tf.int64)[0]
-    padded = tf.sparse.reset_shape(sparse, tf.stack([batch, tf.maximum(sparse.dense_shape[1], 1)]))
-    return tf.sparse.to_dense(padded, default_value=default)[:, 0]
-
-
-def _ids(values: tf.Tensor, vocab) -> tf.Tensor:
-    """Applies a vocabulary with the reserved ids: known → ≥ 2, unknown → 1."""
-    index = tft.apply_vocabulary(values, vocab, default_value=-1)
-    return tf.where(index < 0, tf.constant(UNKNOWN_ID, tf.int64), index + FIRST_ID)
-
-
-def _id_or_pad(values: tf.Tensor, vocab) -> tf.Tensor:
-    """Like _ids, but an empty string (feature absent on this row kind) → 0."""
-    return tf.where(values == "", tf.constant(PAD_ID, tf.int64), _ids(values, vocab))
-
-
-def _sparse_ids(sparse: tf.SparseTensor, vocab) -> tf.SparseTensor:
-    return tf.SparseTensor(sparse.indices, _ids(sparse.values, vocab), sparse.dense_shape)
-
 
 def _entities(title: tf.SparseTensor, abstract: tf.SparseTensor, vocab, length: int) -> tf.SparseTensor:
     """Entity ids of each article, the title's then the abstract's, truncated to `length`."""
     both = tf.concat(
         [tf.RaggedTensor.from_sparse(title), tf.RaggedTensor.from_sparse(abstract)], axis=1
     )[:, :length]
-    return both.with_flat_values(_ids(both.flat_values, vocab)).to_sparse()
+    return both.with_flat_values(ids(both.flat_values, vocab)).to_sparse()
 
 
 def _tokens(text: tf.Tensor, vocab, length: int) -> tf.SparseTensor:
     """Token ids of each text, truncated to `length`, as a variable-length feature."""
     tokens = tokenize(text)[:, :length]
-    ids = tokens.with_flat_values(_ids(tokens.flat_values, vocab))
-    return ids.to_sparse()
+    return tokens.with_flat_values(ids(tokens.flat_values, vocab)).to_sparse()
 
 
 def _recent_history(history: tf.SparseTensor, vocab, length: int) -> tuple[tf.Tensor, tf.Tensor]:
@@ -113,17 +70,17 @@ def _recent_history(history: tf.SparseTensor, vocab, length: int) -> tuple[tf.Te
     noise to the user vector. They keep their slot so positions stay meaningful.
     """
     ragged = tf.RaggedTensor.from_sparse(history)[:, -length:]
-    ids = ragged.with_flat_values(_ids(ragged.flat_values, vocab)).to_tensor(
+    clicks = ragged.with_flat_values(ids(ragged.flat_values, vocab)).to_tensor(
         default_value=PAD_ID, shape=[None, length]
     )
-    return ids, tf.cast(ids >= FIRST_ID, tf.float32)
+    return clicks, tf.cast(clicks >= FIRST_ID, tf.float32)
 
 
 def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any] | None = None) -> dict[str, Any]:
     """TFX Transform entry point (referenced by dotted path from pipeline/pipeline.py)."""
-    cfg = NewsTransformConfig.from_custom_config(custom_config)
-    title = _scalar(inputs["title"], "")
-    abstract = _scalar(inputs["abstract"], "")
+    cfg = NewsTransformConfig.from_dict(custom_config or {})
+    title = scalar(inputs["title"], "")
+    abstract = scalar(inputs["abstract"], "")
     words = tft.vocabulary(
         tf.concat([tokenize(title).flat_values, tokenize(abstract).flat_values], axis=0),
         top_k=cfg.max_words,
@@ -142,16 +99,16 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any] | Non
     news_ids = tft.vocabulary(inputs["news_id"].values, vocab_filename=NEWS_VOCAB)
     history, history_mask = _recent_history(inputs["history"], news_ids, cfg.history_length)
     return {
-        "impression_id": _scalar(inputs["impression_id"], tf.constant(-1, tf.int64)),
-        "user_index": _id_or_pad(_scalar(inputs["user_id"], ""), users),
+        "impression_id": scalar(inputs["impression_id"], tf.constant(-1, tf.int64)),
+        "user_index": id_or_pad(scalar(inputs["user_id"], ""), users),
         "history": history,
         "history_mask": history_mask,
-        "candidates": _sparse_ids(inputs["candidates"], news_ids),
+        "candidates": sparse_ids(inputs["candidates"], news_ids),
         "labels": inputs["labels"],
-        "news_index": _id_or_pad(_scalar(inputs["news_id"], ""), news_ids),
+        "news_index": id_or_pad(scalar(inputs["news_id"], ""), news_ids),
         "title": _tokens(title, words, cfg.title_length),
         "abstract": _tokens(abstract, words, cfg.abstract_length),
-        "category": _id_or_pad(_scalar(inputs["category"], ""), categories),
-        "subcategory": _id_or_pad(_scalar(inputs["subcategory"], ""), subcategories),
+        "category": id_or_pad(scalar(inputs["category"], ""), categories),
+        "subcategory": id_or_pad(scalar(inputs["subcategory"], ""), subcategories),
         "entities": _entities(inputs["title_entities"], inputs["abstract_entities"], entities, cfg.entity_length),
     }

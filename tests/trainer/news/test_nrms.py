@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from keras import ops
 
-from trainer.models import MODELS, build_model
-from trainer.models.news_ranking import NewsRankingModel, masked_softmax_cross_entropy
-from trainer.models.nrms import NRMS, NRMSConfig
+from trainer.news.models import MODELS, build_model
+from trainer.news.models.news_ranking import NewsRankingModel, masked_softmax_cross_entropy
+from trainer.news.models.nrms import NRMS, NRMSConfig
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -362,10 +362,10 @@ def test_mixed_bfloat16_policy(batch):
 
 MODEL_SOURCES = [
     "trainer/layers/attention.py",
-    "trainer/models/news_ranking.py",
-    "trainer/models/nrms.py",
-    "trainer/models/__init__.py",
-    "trainer/models/padding.py",
+    "trainer/news/models/news_ranking.py",
+    "trainer/news/models/nrms.py",
+    "trainer/news/models/__init__.py",
+    "trainer/news/models/padding.py",
 ]
 
 
@@ -386,7 +386,7 @@ def test_runs_under_jax_backend(tmp_path):
         f"""
         import numpy as np, keras
         assert keras.backend.backend() == "jax"
-        from trainer.models import build_model
+        from trainer.news.models import build_model
         rng = np.random.default_rng(0)
         x = {{
             "hist_title": rng.integers(0, {VOCAB}, (4, 6, 8)).astype("int32"),

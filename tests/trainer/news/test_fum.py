@@ -9,10 +9,10 @@ import keras
 import numpy as np
 import pytest
 from keras import ops
-
 from news_fixtures import NUM_ENTITIES, SIZES, impression_auc, impressions, training_set
-from trainer.models import MODELS, build_model, make_config
-from trainer.models.fum import FUM, FUMConfig, FUMNoCoarseConfig, FUMNoFineConfig
+
+from trainer.news.models import MODELS, build_model, make_config
+from trainer.news.models.fum import FUM, FUMConfig, FUMNoCoarseConfig, FUMNoFineConfig
 
 
 @pytest.fixture(autouse=True)
@@ -177,8 +177,8 @@ def test_learns_planted_interests(name):
     [
         "trainer/layers/fastformer.py",
         "trainer/layers/pooling.py",
-        "trainer/models/fum.py",
-        "trainer/models/lstur.py",
+        "trainer/news/models/fum.py",
+        "trainer/news/models/lstur.py",
     ],
 )
 def test_sources_use_keras_ops_only(relpath):

@@ -1,4 +1,4 @@
-"""SavedModel export of a news-ranking model with the signatures of DESIGN.md section 4.
+"""SavedModel export of a news-ranking model with the news signatures of `trainer/signatures.py`.
 
 The Keras model only sees integer tensors; this module wraps it with the Transform graph
 (string ids → indices, in-graph tokenization) and the news table (index → content), so that
@@ -29,9 +29,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from trainer import news_input
-
-_STR = tf.string
+from trainer import signatures
+from trainer.news import input as news_input
 
 
 def _dense_to_sparse(ids: tf.Tensor) -> tf.SparseTensor:
@@ -165,10 +164,6 @@ def export(model: keras.Model, tft_output: tft.TFTransformOutput, table: news_in
     archive.track(model)
     archive.track(serving.tft_layer)
     archive.track(serving.table)
-    vec = lambda: tf.TensorSpec([None], _STR)  # noqa: E731
-    mat = lambda: tf.TensorSpec([None, None], _STR)  # noqa: E731
-    archive.add_endpoint("serving_default", serving.serving_default, [tf.TensorSpec([None], _STR, name="examples")])
-    archive.add_endpoint("score", serving.score, [vec(), mat(), mat()])
-    archive.add_endpoint("encode_news", serving.encode_news, [vec(), vec(), vec(), vec(), mat()])
-    archive.add_endpoint("encode_user", serving.encode_user, [vec(), mat()])
+    for signature in (signatures.SERVING_DEFAULT, *signatures.BY_FAMILY["news"]):
+        archive.add_endpoint(signature.name, getattr(serving, signature.name), signature.tf_specs())
     archive.write_out(path, verbose=False)

@@ -20,7 +20,7 @@ are allowed: the TensorFlow backend without XLA (the TFX Trainer and the TF
 Serving export). Under JAX or with `jit_compile`, the batch is encoded as one
 padded block, which is the same computation. `map_by_length` is the general
 grouping; FUM's fine-grained user model instead packs its documents' real
-tokens along one axis (`trainer/models/fum.py`), asking `trimming_allowed()`.
+tokens along one axis (`trainer/news/models/fum.py`), asking `trimming_allowed()`.
 """
 
 from __future__ import annotations

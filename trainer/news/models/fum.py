@@ -42,14 +42,14 @@ import keras
 import numpy as np
 from keras import ops
 
+from trainer.config_base import ModelConfig
 from trainer.layers.attention import AdditiveAttentionPooling, MultiHeadSelfAttention
 from trainer.layers.embedding import WordEmbedding
 from trainer.layers.fastformer import Fastformer
 from trainer.layers.pooling import HierarchicalPooling
-from trainer.models import padding
-from trainer.models.config_base import ModelConfig
-from trainer.models.news_ranking import NewsRankingModel
-from trainer.models.nrms import NRMSUserEncoder
+from trainer.news.models import padding
+from trainer.news.models.news_ranking import NewsRankingModel
+from trainer.news.models.nrms import NRMSUserEncoder
 
 __all__ = [
     "FUM",
@@ -746,7 +746,7 @@ class FUM(NewsRankingModel):
     `FUMUserEncoder`, which also reads the clicks' raw tokens (`hist_title`,
     `hist_category`, `hist_subcategory`) for the fine-grained model. The
     coarse model only needs the clicks' news vectors, so serving can feed it
-    cached vectors (trainer/news_export.py).
+    cached vectors (trainer/news/export.py).
 
     Args:
         config: a `FUMConfig` (or its `to_dict()`); the vocabulary sizes must

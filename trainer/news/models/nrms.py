@@ -25,10 +25,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from trainer.config_base import ModelConfig
 from trainer.layers.attention import AdditiveAttentionPooling, MultiHeadSelfAttention
 from trainer.layers.embedding import WordEmbedding
-from trainer.models.config_base import ModelConfig
-from trainer.models.news_ranking import NewsRankingModel
+from trainer.news.models.news_ranking import NewsRankingModel
 
 __all__ = ["NRMS", "NRMSConfig", "NRMSNewsEncoder", "NRMSUserEncoder"]
 

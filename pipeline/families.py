@@ -1,0 +1,179 @@
+"""Task families at graph time: what the pipeline needs to build one family's subgraph.
+
+A :class:`Family` names everything from raw data to a gated model that is the family's own
+(DESIGN.md section 8): its data sources and synthetic generator, its ExampleGen, schema,
+Transform splits, the dotted paths of its ``preprocessing_fn`` and ``run_fn``, its Transform and
+training config types, its model registry, its gate metric table with the label and prediction
+keys TFMA reads, and which models are gated against a sibling model of the same run.
+`pipeline/pipeline.py` builds one subgraph per family present in a run; the runners, MLMD,
+Pusher, summary and serving are shared. Adding a family is one :class:`Family` in `FAMILIES`
+plus its folder under `trainer/`.
+
+Everything heavy (Keras models, ExampleGen classes) is imported lazily, so reading this module
+costs nothing until a family is used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+from collections.abc import Mapping
+from typing import Any
+
+SCHEMA_DIR = os.path.join(os.path.dirname(__file__), "schemas")
+
+
+def load(dotted: str) -> Any:
+    """The object at a dotted path `package.module.attr`."""
+    module, _, attr = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), attr)
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Family:
+    """One task family's graph-time descriptor."""
+
+    name: str
+    """Short name: node ids end in it (`Transform.news`) and configs are keyed by it."""
+    task: str
+    """What the family does, in a few words (shown by the CLI and the report)."""
+    datasets: tuple[str, ...]
+    """Data sources the ExampleGen reads; `synthetic` is generated with planted structure."""
+    example_gen: str
+    """Dotted path of ``example_gen(dataset, data_dir) -> component`` for this family."""
+    prepare_data: str
+    """Dotted path of ``prepare_data(dataset, data_dir, synthetic_preset, out) -> None``: generates
+    the synthetic set on first use and checks a real directory before the run starts."""
+    schema: str
+    """File in `pipeline/schemas` that ImportSchemaGen reads (the raw examples' schema)."""
+    analyze_splits: tuple[str, ...]
+    """Transform analyzes these splits (vocabularies)."""
+    transform_splits: tuple[str, ...]
+    """Transform writes these splits (the Trainer reads `train`, `eval` and any catalog split)."""
+    preprocessing_fn: str
+    """Dotted path of the Transform ``preprocessing_fn``."""
+    run_fn: str
+    """Dotted path of the Trainer ``run_fn``."""
+    transform_config: str
+    """Dotted path of the Transform config dataclass (a `DictConfig`)."""
+    training_config: str
+    """Dotted path of the training config dataclass (a `loop.TrainingConfig`)."""
+    models: str
+    """Dotted path of the family's `ModelRegistry`."""
+    metrics: Mapping[str, tuple[str, dict[str, Any]]]
+    """Gate metric name → (TFMA metric class in `components.metrics.tfma_metrics` or TFMA's own,
+    its config). The Evaluator computes all of them; the report shows them as columns."""
+    label_key: str
+    """The eval examples' label feature that TFMA reads."""
+    prediction_key: str
+    """The `serving_default` output that TFMA reads."""
+    default_min_value: Mapping[str, float]
+    """Default absolute floors (gate metric → minimum)."""
+    default_max_drop: Mapping[str, float]
+    """Default largest allowed drop against the latest blessed model of the same name."""
+    presets: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    """Pipeline preset name → {"section": this family's `FamilyConfig` values, "model_configs":
+    its models' configs at that scale}; merged into the preset by `pipeline/configs.py`."""
+    siblings: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Model → a model of the same family and run it is gated against (TFMA baseline = the
+    sibling's model of this run), for metrics relative to a base model such as RelaImpr; its
+    change thresholds then compare with the sibling instead of the model's previous version."""
+    pre_steps: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
+    """Model → {input name: dotted path of ``factory(example_gen, transform, config) ->
+    (component, output key)``}: steps that run before the model's Trainer (MFN's interest
+    centers, Tiny-NewsRec's teachers). Each factory's component is built once per run and its
+    artifact's URI reaches run_fn as `TrainingConfig.pre_steps[name]`."""
+
+    def __repr__(self) -> str:
+        return f"Family({self.name!r})"
+
+    @property
+    def schema_file(self) -> str:
+        return os.path.join(SCHEMA_DIR, self.schema)
+
+    def registry(self):
+        """The family's `ModelRegistry` (imports its models)."""
+        return load(self.models)
+
+    def transform_config_class(self) -> type:
+        return load(self.transform_config)
+
+    def training_config_class(self) -> type:
+        return load(self.training_config)
+
+    def make_example_gen(self, dataset: str, data_dir: str):
+        return load(self.example_gen)(dataset, data_dir)
+
+    def prepare(self, dataset: str, data_dir: str, synthetic_preset: str, out) -> None:
+        load(self.prepare_data)(dataset, data_dir, synthetic_preset, out)
+
+
+# FUM at the demo scale (news and user vectors 128-d, as NRMS's 8 x 16); its ablations share it,
+# the fine-only one with its fine model as wide as the coarse model (8 x 16 heads, 128-d clicks),
+# as the official fine-only variant (trainer/news/models/fum.py: FUMNoCoarseConfig).
+_DEMO_FUM = {"embedding_dim": 64, "num_heads": 8, "head_dim": 16, "attention_hidden_dim": 64,
+             "category_dim": 32, "news_dim": 128, "fine_num_heads": 2, "fine_head_dim": 16,
+             "fine_news_dim": 32, "fine_dim": 32, "entity_num_heads": 4, "entity_head_dim": 16}
+_DEMO_FUM_NO_COARSE = {**_DEMO_FUM, "fine_num_heads": 8, "fine_news_dim": 128}
+
+NEWS = Family(
+    name="news",
+    task="news ranking (MIND format)",
+    datasets=("synthetic", "mind"),
+    example_gen="components.ingest.mind_example_gen.example_gen",
+    prepare_data="components.ingest.mind_example_gen.prepare_data",
+    schema="news.pbtxt",
+    analyze_splits=("train", "news"),
+    transform_splits=("train", "eval", "news"),
+    preprocessing_fn="trainer.news.preprocessing.preprocessing_fn",
+    run_fn="trainer.news.run.run_fn",
+    transform_config="trainer.news.preprocessing.NewsTransformConfig",
+    training_config="trainer.news.run.NewsTrainingConfig",
+    models="trainer.news.models.MODELS",
+    metrics={
+        "group_auc": ("GroupAUC", {}),
+        "mrr": ("MRR", {}),
+        "ndcg@5": ("NDCGAtK", {"k": 5}),
+        "ndcg@10": ("NDCGAtK", {"k": 10}),
+    },
+    label_key="labels",
+    prediction_key="scores",
+    default_min_value={"group_auc": 0.55},
+    default_max_drop={"group_auc": 0.01, "ndcg@10": 0.01},
+    presets={
+        "demo": {
+            "section": {"synthetic_preset": "demo",
+                        "transform": {"history_length": 30, "title_length": 16, "abstract_length": 16}},
+            "model_configs": {
+                "nrms": {"embedding_dim": 64, "num_heads": 8, "head_dim": 16, "attention_hidden_dim": 64},
+                "lstur": {"embedding_dim": 64, "num_filters": 96, "category_dim": 16, "attention_hidden_dim": 64},
+                "fum": _DEMO_FUM, "fum_no_fine": _DEMO_FUM, "fum_no_coarse": _DEMO_FUM_NO_COARSE,
+            },
+        },
+        "tiny": {
+            "section": {"synthetic_preset": "tiny",
+                        "transform": {"history_length": 10, "title_length": 10, "abstract_length": 8},
+                        "gate": {"min_value": {"group_auc": 0.5}}},
+            "model_configs": {m: "tiny" for m in ("nrms", "lstur", "fum", "fum_no_fine", "fum_no_coarse")},
+        },
+    },
+)
+
+FAMILIES: dict[str, Family] = {f.name: f for f in (NEWS,)}
+"""Every family, by name."""
+
+
+def family_of(model: str) -> Family:
+    """The family whose registry holds `model`."""
+    for family in FAMILIES.values():
+        if model in family.registry():
+            return family
+    known = {f.name: sorted(f.registry()) for f in FAMILIES.values()}
+    raise KeyError(f"unknown model {model!r}; known: {known}")
+
+
+def all_models() -> dict[str, Family]:
+    """Model name → its family, over every family."""
+    return {model: family for family in FAMILIES.values() for model in family.registry()}
+

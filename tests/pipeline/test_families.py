@@ -1,0 +1,96 @@
+"""The family descriptors (`pipeline/families.py`): every dotted path resolves, and the config,
+graph and report treat each family alike."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import pytest
+import tensorflow_model_analysis as tfma
+
+from components.metrics import tfma_metrics
+from pipeline import configs
+from pipeline.families import FAMILIES, all_models, family_of
+from trainer.config_base import DictConfig, ModelRegistry
+from trainer.loop import TrainingConfig
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_descriptor_names_what_exists(name):
+    family = FAMILIES[name]
+    assert os.path.exists(family.schema_file)
+    assert isinstance(family.registry(), ModelRegistry) and family.registry()
+    assert issubclass(family.transform_config_class(), DictConfig)
+    assert issubclass(family.training_config_class(), TrainingConfig)
+    for dotted in (family.preprocessing_fn, family.run_fn, family.example_gen, family.prepare_data):
+        module, _, attr = dotted.rpartition(".")
+        assert callable(getattr(__import__(module, fromlist=[attr]), attr)), dotted
+    for class_name, _ in family.metrics.values():
+        assert hasattr(tfma_metrics, class_name) or hasattr(tfma.metrics, class_name), class_name
+    assert set(family.default_min_value) <= set(family.metrics) and set(family.default_max_drop) <= set(family.metrics)
+    assert family.datasets[0] == "synthetic"
+    for model, sibling in family.siblings.items():
+        assert model in family.registry() and sibling in family.registry()
+
+
+def test_every_model_has_one_family():
+    owners = all_models()
+    assert sum(len(f.registry()) for f in FAMILIES.values()) == len(owners)  # no name in two families
+    assert family_of("fum").name == "news"
+    with pytest.raises(KeyError, match="unknown model 'nope'"):
+        family_of("nope")
+
+
+@pytest.mark.parametrize("preset", configs.PRESETS)
+def test_presets_build_every_model_of_every_family(preset):
+    config = configs.load_config(preset, overrides={"models": sorted(all_models())})
+    assert {f.name for f in config.run_families()} == set(FAMILIES)
+    for model in config.models:
+        custom = config.training_for(model)
+        assert custom["model"] == model
+        assert all_models()[model].training_config_class().from_dict(custom).model == model
+
+
+def test_data_dir_flags_name_their_family(tmp_path):
+    config = configs.load_config("tiny", data_dirs=[f"news={tmp_path}"])
+    news = config.families["news"]
+    assert (news.data_dir, news.dataset) == (str(tmp_path), "mind")  # a real directory: the family's source
+    plain = configs.load_config("tiny", data_dirs=[str(tmp_path)], dataset="mind")
+    assert plain.families["news"] == dataclasses.replace(news)
+    synthetic = configs.load_config("tiny", data_dirs=[str(tmp_path)], dataset="synthetic")
+    assert synthetic.families["news"].dataset == "synthetic"  # generated into that directory
+    with pytest.raises(configs.ConfigError, match="families.news.dataset: 'movielens' is not one of"):
+        configs.load_config("tiny", data_dirs=[str(tmp_path)], dataset="movielens")
+
+
+def test_sibling_baseline_and_pre_steps_in_the_graph(monkeypatch, tmp_path):
+    """A model gated against a sibling of the run gets that sibling's model as its TFMA baseline
+    (no resolver); a model with a pre-step trains with TrainerWithInputs fed by it."""
+    from components.trainer_with_inputs import TrainerWithInputs
+    from pipeline import families
+    from pipeline.pipeline import create_pipeline
+
+    news = dataclasses.replace(
+        families.NEWS, siblings={"fum": "nrms"},
+        pre_steps={"fum": {"centers": "test_families.trivial_pre_step"}, "lstur": {"centers": "test_families.trivial_pre_step"}},
+    )
+    monkeypatch.setitem(families.FAMILIES, "news", news)
+    config = configs.load_config("tiny", overrides={"models": ["nrms", "fum", "lstur"], "output_dir": str(tmp_path)})
+    nodes = {c.id: c for c in create_pipeline(config).components}
+    assert "Baseline.fum" not in nodes and "Baseline.nrms" in nodes
+    assert nodes["Evaluator.fum"].inputs["baseline_model"].producer_component_id == "Trainer.nrms"
+    assert isinstance(nodes["Trainer.fum"], TrainerWithInputs) and not isinstance(nodes["Trainer.nrms"], TrainerWithInputs)
+    assert [i for i in nodes if i.startswith("PreStep")] == ["PreStep.centers"]  # built once, shared
+    assert nodes["Trainer.lstur"].inputs["pre_step_centers"].producer_component_id == "PreStep.centers"
+    with pytest.raises(configs.ConfigError, match="fum is gated against nrms of the same run; add nrms"):
+        configs.load_config("tiny", overrides={"models": ["fum"]})
+
+
+def trivial_pre_step(example_gen, transform, config):
+    """A pre-step factory for the graph test: imports an artifact."""
+    from tfx import v1 as tfx
+    from tfx.types import standard_artifacts
+
+    node = tfx.dsl.Importer(source_uri="/tmp/centers", artifact_type=standard_artifacts.ExternalArtifact)
+    return node.with_id("PreStep.centers"), "result"
