@@ -154,6 +154,14 @@ class TagsContract(tf.Module):
         top = tf.math.top_k(tf.matmul(user, self.tag_vectors, transpose_b=True), k=self.k)
         return {"user_embedding": user, "tag_ids": tf.gather(self.tags, top.indices), "tag_scores": top.values}
 
+    @tf.function(input_signature=signatures.SERVING_DEFAULT.tf_specs())
+    def serving_default(self, examples):
+        spec = {"user_id": tf.io.FixedLenFeature([], tf.string, ""), "history": tf.io.VarLenFeature(tf.string),
+                "features": tf.io.VarLenFeature(tf.string)}
+        parsed = tf.io.parse_example(examples, spec)
+        return self.user_tags(parsed["user_id"], tf.sparse.to_dense(parsed["history"], ""),
+                              tf.sparse.to_dense(parsed["features"], ""))
+
 
 def export_contract(module: tf.Module, path: str) -> None:
     names = [n for n in ("serving_default", "pctr", "user_tags") if hasattr(module, n)]

@@ -182,7 +182,7 @@ def test_learns_planted_interests(name):
     ],
 )
 def test_sources_use_keras_ops_only(relpath):
-    source = (pathlib.Path(__file__).resolve().parents[2] / relpath).read_text()
+    source = (pathlib.Path(__file__).resolve().parents[3] / relpath).read_text()
     assert not re.search(r"\btensorflow\b|\btf\.|\bas tf\b", source), relpath
 
 

@@ -19,7 +19,7 @@ from trainer.news.models import MODELS, build_model
 from trainer.news.models.news_ranking import NewsRankingModel, masked_softmax_cross_entropy
 from trainer.news.models.nrms import NRMS, NRMSConfig
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+REPO = pathlib.Path(__file__).resolve().parents[3]
 
 # Planted structure: each topic owns a disjoint range of token ids.
 TOPICS, TOKENS_PER_TOPIC, L, H = 8, 12, 8, 10

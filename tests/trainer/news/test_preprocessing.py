@@ -14,7 +14,7 @@ from tfx.utils import io_utils
 from pipeline.families import NEWS
 from trainer import transform_ops
 from trainer.news import preprocessing
-from trainer.news.preprocessing import FIRST_ID, PAD_ID, UNKNOWN_ID
+from trainer.transform_ops import FIRST_ID, PAD_ID, UNKNOWN_ID
 
 SCHEMA_FILE = NEWS.schema_file
 
