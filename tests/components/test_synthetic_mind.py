@@ -1,4 +1,4 @@
-"""Tests of the synthetic MIND / MovieLens generators: format, determinism, planted structure.
+"""Tests of the synthetic MIND generator: format, determinism, planted structure.
 
 The files are parsed here with small independent parsers (not the project's), so a format slip
 in the generator cannot hide behind the same slip in a shared parser.
@@ -7,7 +7,6 @@ in the generator cannot hide behind the same slip in a shared parser.
 from __future__ import annotations
 
 import collections
-import csv
 import dataclasses
 import datetime
 import filecmp
@@ -19,9 +18,9 @@ import numpy as np
 import pytest
 
 from components.ingest import synthetic
+from components.ingest.synthetic import mind as synthetic_mind
 
 MIND_FILES = ("news.tsv", "behaviors.tsv", "entity_embedding.vec")
-MOVIELENS_FILES = ("ratings.csv", "movies.csv", "tags.csv")
 ENTITY_KEYS = ["Label", "Type", "WikidataId", "Confidence", "OccurrenceOffsets", "SurfaceForms"]
 TIME_RE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4}) (\d{1,2}):(\d{2}):(\d{2}) (AM|PM)$")
 WORD_RE = re.compile(r"[a-z]+")
@@ -141,8 +140,6 @@ def test_presets_and_invalid_names():
         assert synthetic.SyntheticMindConfig.preset(name).num_impressions > 100_000
     with pytest.raises(ValueError, match="tiny, demo, small, large"):
         synthetic.SyntheticMindConfig.preset("huge")
-    with pytest.raises(ValueError, match="tiny, demo"):
-        synthetic.SyntheticMovieLensConfig.preset("huge")
 
 
 def test_config_validation_and_list_ranges():
@@ -152,8 +149,6 @@ def test_config_validation_and_list_ranges():
         synthetic.SyntheticMindConfig(candidates_per_impression=(0, 5))
     with pytest.raises(ValueError, match="num_news"):
         synthetic.SyntheticMindConfig(num_news=5, num_topics=12)
-    with pytest.raises(ValueError, match="ratings_per_user"):
-        synthetic.SyntheticMovieLensConfig(num_movies=10, ratings_per_user=(5, 20))
 
 
 # ------------------------------------------------------------------------ MIND: files
@@ -216,7 +211,7 @@ def test_mind_time_order_and_last_day_split(tiny_mind, tiny_config):
 def test_time_format_has_no_zero_padding():
     dates = ["11/9/2019"]
     seconds = np.array([0, 5 * 3600 + 65, 12 * 3600, 23 * 3600 + 3599])
-    assert synthetic._format_times(seconds, dates) == [
+    assert synthetic_mind._format_times(seconds, dates) == [
         "11/9/2019 12:00:00 AM",
         "11/9/2019 5:01:05 AM",
         "11/9/2019 12:00:00 PM",
@@ -344,82 +339,3 @@ def test_oracle_scores_rejects_unknown_ids(tiny_config):
         synthetic.oracle_scores(tiny_config, ["U1"], ["N999999"])
     with pytest.raises(KeyError):
         synthetic.oracle_scores(tiny_config, ["X1"], ["N1"])
-
-
-# ---------------------------------------------------------------------------- MovieLens
-
-
-@pytest.fixture(scope="module")
-def tiny_movielens(tmp_path_factory):
-    config = synthetic.SyntheticMovieLensConfig.preset("tiny")
-    out = tmp_path_factory.mktemp("movielens")
-    return config, synthetic.generate_movielens(out, config)
-
-
-def read_csv(path: pathlib.Path) -> tuple[list[str], list[list[str]]]:
-    with open(path, encoding="utf-8", newline="") as f:
-        header, *rows = list(csv.reader(f))
-    return header, rows
-
-
-def test_movielens_determinism(tmp_path):
-    config = synthetic.SyntheticMovieLensConfig.preset("tiny")
-    synthetic.generate_movielens(tmp_path / "a", config)
-    synthetic.generate_movielens(tmp_path / "b", config)
-    synthetic.generate_movielens(tmp_path / "c", dataclasses.replace(config, seed=7))
-    match, _, _ = filecmp.cmpfiles(tmp_path / "a", tmp_path / "b", MOVIELENS_FILES, shallow=False)
-    assert sorted(match) == sorted(MOVIELENS_FILES)
-    _, mismatch, _ = filecmp.cmpfiles(
-        tmp_path / "a", tmp_path / "c", MOVIELENS_FILES, shallow=False
-    )
-    assert sorted(mismatch) == sorted(MOVIELENS_FILES)
-
-
-def test_movielens_format(tiny_movielens):
-    config, generated = tiny_movielens
-    header, movies = read_csv(generated.movies_path)
-    assert header == ["movieId", "title", "genres"] and len(movies) == config.num_movies
-    movie_ids = [int(m[0]) for m in movies]
-    assert movie_ids == sorted(set(movie_ids))
-    for _, title, genres in movies:
-        assert re.fullmatch(r".+ \((\d{4})\)", title)
-        assert set(genres.split("|")) <= set(synthetic.MOVIELENS_GENRES)
-    raw = generated.movies_path.read_text(encoding="utf-8")
-    assert re.search(r'^\d+,".+, The \(\d{4}\)",', raw, re.MULTILINE)  # quoted commas
-
-    header, ratings = read_csv(generated.ratings_path)
-    assert header == ["userId", "movieId", "rating", "timestamp"]
-    assert len(ratings) == generated.num_ratings
-    keys = [(int(u), int(m)) for u, m, _, _ in ratings]
-    assert keys == sorted(set(keys)) and {m for _, m in keys} <= set(movie_ids)
-    assert {u for u, _ in keys} == set(range(1, config.num_users + 1))
-    per_user = collections.Counter(u for u, _ in keys)
-    low, high = config.ratings_per_user
-    assert all(low <= n <= high for n in per_user.values())
-    assert {r for _, _, r, _ in ratings} <= {f"{0.5 * k:.1f}" for k in range(1, 11)}
-    assert all(9 <= len(t) <= 10 and t.isdigit() for *_, t in ratings)
-
-    header, tags = read_csv(generated.tags_path)
-    assert header == ["userId", "movieId", "tag", "timestamp"] and len(tags) == generated.num_tags
-    assert tags and {(int(u), int(m)) for u, m, _, _ in tags} <= set(keys)
-    assert len({(u, m, t) for u, m, t, _ in tags}) == len(tags)
-
-
-def test_movielens_planted_preferences(tiny_movielens):
-    config, generated = tiny_movielens
-    world = synthetic.MovieLensWorld.build(config)
-    _, movies = read_csv(generated.movies_path)
-    genres = {int(m): set(g.split("|")) for m, _, g in movies}
-    by_user = collections.defaultdict(lambda: ([], []))
-    for user, movie, rating, _ in read_csv(generated.ratings_path)[1]:
-        preferred = genres[int(movie)] & set(world.preferred_genres(int(user)))
-        by_user[int(user)][0 if preferred else 1].append(float(rating))
-    gaps = [np.mean(pref) - np.mean(other) for pref, other in by_user.values() if pref and other]
-    print(f"mean rating gap preferred - other genres: {np.mean(gaps):.2f}")
-    assert np.mean(gaps) >= 0.5
-    shares = [len(pref) / (len(pref) + len(other)) for pref, other in by_user.values()]
-    assert np.mean(shares) > 0.5  # most ratings go to preferred genres
-
-    _, tags = read_csv(generated.tags_path)
-    consistent = np.mean([tag in world.preferred_tags(int(u)) for u, _, tag, _ in tags])
-    assert consistent >= 0.7

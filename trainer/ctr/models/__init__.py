@@ -1,0 +1,43 @@
+"""The CTR family's models: name -> (config dataclass, Keras model class).
+
+Add a model by importing its pair here and adding one entry to `MODELS`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from trainer.config_base import ModelRegistry
+from trainer.ctr.models.ctr_model import CTRConfig, CTRModel
+from trainer.ctr.models.din import DIN, DINConfig
+from trainer.ctr.models.embedding_mlp import EmbeddingMLP, EmbeddingMLPConfig
+
+__all__ = [
+    "CTRConfig",
+    "CTRModel",
+    "DIN",
+    "DINConfig",
+    "EmbeddingMLP",
+    "EmbeddingMLPConfig",
+    "MODELS",
+    "build_model",
+    "make_config",
+]
+
+MODELS = ModelRegistry({
+    # MFN's "Base" (Table 1): the baseline of RelaImpr.
+    "embedding_mlp": (EmbeddingMLPConfig, EmbeddingMLP),
+    "din": (DINConfig, DIN),
+})
+
+
+def make_config(name: str, config: Any = None, **overrides: Any) -> Any:
+    """The config of CTR model `name` (see `ModelRegistry.make_config`)."""
+    return MODELS.make_config(name, config, **overrides)
+
+
+def build_model(name: str, config: Any = None, **overrides: Any) -> keras.Model:
+    """CTR model `name`, unbuilt and uncompiled (see `ModelRegistry.build`)."""
+    return MODELS.build(name, config, **overrides)
