@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from trainer.news.config import NewsTrainingConfig, NewsTransformConfig
+
 #: Benchmark variants: registry name and config overrides at the paper-style setting.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "nrms": ("nrms", {"num_heads": 20, "head_dim": 20}),
@@ -56,14 +58,14 @@ class BenchConfig:
     """Variants to measure (keys of `VARIANTS`)."""
     batch_size: int = 32
     """Samples per step (the papers: 32)."""
-    history_length: int = 50
-    """Clicks per history (the papers: 50)."""
-    title_length: int = 30
-    """Title tokens (NRMS/FUM: 30)."""
-    abstract_length: int = 50
-    """Abstract tokens, for models that read abstracts (FUM's official code: 50)."""
-    negatives: int = 4
-    """Negatives per click."""
+    history_length: int = NewsTransformConfig.history_length
+    """Clicks per history (the papers: 50; the Transform's default)."""
+    title_length: int = NewsTransformConfig.title_length
+    """Title tokens (NRMS/FUM: 30; the Transform's default)."""
+    abstract_length: int = NewsTransformConfig.abstract_length
+    """Abstract tokens, for models that read abstracts (FUM's official code: 50; the Transform's)."""
+    negatives: int = NewsTrainingConfig.negatives
+    """Negatives per click (the news trainer's default: 4)."""
     embedding_dim: int = 50
     """Word-embedding width (NRMS reference setup: 50-d GloVe)."""
     vocab_size: int = 30_000

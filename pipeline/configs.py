@@ -18,7 +18,7 @@ import yaml
 from components.errors import UserError
 from components.gating import GateConfig
 from pipeline.families import FAMILIES, Family, all_models
-from trainer.loop import TrainingConfig
+from trainer.config_base import TrainingConfig
 
 
 @dataclasses.dataclass

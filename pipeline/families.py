@@ -128,8 +128,8 @@ NEWS = Family(
     transform_splits=("train", "eval", "news"),
     preprocessing_fn="trainer.news.preprocessing.preprocessing_fn",
     run_fn="trainer.news.run.run_fn",
-    transform_config="trainer.news.preprocessing.NewsTransformConfig",
-    training_config="trainer.news.run.NewsTrainingConfig",
+    transform_config="trainer.news.config.NewsTransformConfig",
+    training_config="trainer.news.config.NewsTrainingConfig",
     models="trainer.news.models.MODELS",
     metrics={
         "group_auc": ("GroupAUC", {}),

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-__all__ = ["DictConfig", "ModelConfig", "ModelRegistry"]
+__all__ = ["DictConfig", "ModelConfig", "ModelRegistry", "TrainingConfig", "steps_per_epoch"]
 
 _C = TypeVar("_C", bound="DictConfig")
 
@@ -127,3 +127,50 @@ class ModelRegistry(dict):
         """Instantiates model `name` from a config (see `make_config`); unbuilt, uncompiled."""
         config = self.make_config(name, config, **overrides)
         return self[name][1](config)
+
+
+@dataclasses.dataclass
+class TrainingConfig(DictConfig):
+    """What every family's Trainer needs beyond the data (passed as TFX ``custom_config``).
+
+    Families with more training settings subclass it (news: `negatives`)."""
+
+    model: str = "nrms"
+    """Registry name in the family's `trainer/<family>/models`."""
+    model_config: dict[str, Any] | str | None = None
+    """A preset name of the model's config, or field overrides, or None for paper defaults."""
+    batch_size: int = 32
+    """Samples per step; the papers use 32."""
+    learning_rate: float = 1e-4
+    """Adam learning rate (the papers: 1e-4)."""
+    epochs: int | None = None
+    """Train for this many passes over the training samples instead of `train_steps` (the
+    official FUM run: 3 epochs at batch 32); steps per epoch = samples / batch size."""
+    seed: int = 42
+    """Seeds sampling, shuffling and initialisation."""
+    eval_batch_size: int = 64
+    """Examples per batch when evaluating after training."""
+    transform: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """The family's Transform config fields the Transform ran with (lengths)."""
+    word_vectors: str | None = None
+    """Pretrained word vectors to initialise the word embeddings with (`glove-6b-50d`, as the
+    NRMS reference setup; needs `embedding_dim` 50), or None for random initialisation."""
+    pre_steps: dict[str, str] = dataclasses.field(default_factory=dict)
+    """URIs of pre-step artifacts by input name (set by the pipeline, not by users)."""
+
+    def __post_init__(self) -> None:
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"epochs: must be at least 1 (or unset to train by steps), got {self.epochs}")
+
+    def total_steps(self, samples: int, train_steps: int | None) -> int:
+        """`epochs` x steps per epoch when training by epochs, else the Trainer's `train_steps`."""
+        if self.epochs is not None:
+            return self.epochs * steps_per_epoch(samples, self.batch_size)
+        if not train_steps:
+            raise ValueError("neither training.epochs nor train_steps is set")
+        return int(train_steps)
+
+
+def steps_per_epoch(samples: int, batch_size: int) -> int:
+    """Steps that show every sample once on average (at least one)."""
+    return max(1, -(-samples // batch_size))

@@ -14,13 +14,12 @@ tokenizes raw articles with it), so training and serving cannot disagree.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from trainer.config_base import DictConfig
+from trainer.news.config import NewsTransformConfig
 from trainer.transform_ops import FIRST_ID, PAD_ID, id_or_pad, ids, scalar, sparse_ids, tokenize
 
 WORD_VOCAB = "words"
@@ -31,22 +30,6 @@ NEWS_VOCAB = "news_ids"
 ENTITY_VOCAB = "entities"
 
 
-@dataclasses.dataclass
-class NewsTransformConfig(DictConfig):
-    """Sizes fixed at Transform time (passed as TFX ``custom_config``)."""
-
-    history_length: int = 50
-    """Clicks kept per user (most recent); the papers use 50."""
-    title_length: int = 30
-    """Title tokens kept per article (NRMS/FUM use 30)."""
-    abstract_length: int = 64
-    """Abstract tokens kept per article."""
-    entity_length: int = 8
-    """Entities kept per article: the title's, then the abstract's (Wikidata ids)."""
-    max_words: int = 100_000
-    """Word vocabulary cap (most frequent first)."""
-    min_word_count: int = 1
-    """Words seen fewer times than this map to unknown."""
 
 
 def _entities(title: tf.SparseTensor, abstract: tf.SparseTensor, vocab, length: int) -> tf.SparseTensor:

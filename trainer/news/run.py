@@ -22,6 +22,7 @@ from trainer import loop
 from trainer.metrics import ImpressionAUC
 from trainer.news import export as news_export
 from trainer.news import input as news_input
+from trainer.news.config import NewsTrainingConfig
 from trainer.news.models import MODELS
 from trainer.news.preprocessing import (
     CATEGORY_VOCAB,
@@ -40,14 +41,6 @@ VOCABULARIES = {
     "num_users": USER_VOCAB,
     "num_entities": ENTITY_VOCAB,
 }
-
-
-@dataclasses.dataclass
-class NewsTrainingConfig(loop.TrainingConfig):
-    """The generic training config plus news sampling (the papers: 1 click + 4 negatives)."""
-
-    negatives: int = 4
-    """K negatives per click (NRMS/FUM: 4)."""
 
 
 @dataclasses.dataclass

@@ -16,6 +16,7 @@ import pytest
 from ctr_fixtures import SIZES, TRAIN_ROWS, auc, batch, garbage_in_padding, predict, train, without_history
 from keras import ops
 
+from tests.model_checks import assert_save_load_round_trip
 from trainer.ctr.models import MODELS, build_model
 from trainer.ctr.models.ctr_model import MLP, CTRModel, Dice
 from trainer.ctr.models.din import DIN, DINConfig, LocalActivationUnit
@@ -178,17 +179,7 @@ def test_empty_histories_are_finite(data, activation):
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_save_load_round_trip(data, tmp_path, activation):
     inputs, clicks = data
-    model = _tiny(activation=activation)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
-    model.fit(inputs, clicks, epochs=2, verbose=0)  # moves Dice's moving statistics
-    expected = _np(model.predict(inputs, verbose=0))
-
-    path = str(tmp_path / "din.keras")
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    assert isinstance(restored, DIN) and restored.config == model.config
-    np.testing.assert_array_equal(_np(restored.predict(inputs, verbose=0)), expected)
-    assert DIN.from_config(model.get_config()).config == model.config
+    assert_save_load_round_trip(_tiny(activation=activation), inputs, clicks, tmp_path)  # fits: moves Dice's statistics
 
 
 # ------------------------------------------------------------------ learning

@@ -12,6 +12,7 @@ import pytest
 from ctr_fixtures import SIZES, TOPICS, TRAIN_ROWS, auc, batch, garbage_in_padding, predict, train
 from keras import ops
 
+from tests.model_checks import assert_save_load_round_trip
 from trainer.ctr.models import MODELS, build_model, make_config
 from trainer.ctr.models.ctr_model import CTRModel, ItemEmbedding, sigmoid_cross_entropy
 from trainer.ctr.models.embedding_mlp import EmbeddingMLP, EmbeddingMLPConfig
@@ -239,17 +240,7 @@ def test_compute_loss(data):
 # --------------------------------------------------------------- save / load
 def test_save_load_round_trip(data, tmp_path):
     inputs, clicks = data
-    model = _tiny()
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
-    model.fit(inputs, clicks, epochs=2, verbose=0)
-    expected = _np(model.predict(inputs, verbose=0))
-
-    path = str(tmp_path / "embedding_mlp.keras")
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    assert isinstance(restored, EmbeddingMLP) and restored.config == model.config
-    np.testing.assert_array_equal(_np(restored.predict(inputs, verbose=0)), expected)
-    assert EmbeddingMLP.from_config(model.get_config()).config == model.config
+    assert_save_load_round_trip(_tiny(), inputs, clicks, tmp_path)
 
 
 # ------------------------------------------------------------------ learning

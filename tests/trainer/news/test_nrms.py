@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from keras import ops
 
+from tests.model_checks import assert_save_load_round_trip
 from trainer.news.models import MODELS, build_model
 from trainer.news.models.news_ranking import NewsRankingModel, masked_softmax_cross_entropy
 from trainer.news.models.nrms import NRMS, NRMSConfig
@@ -296,21 +297,7 @@ def test_compute_loss_uses_model_loss(batch):
 
 # ------------------------------------------------------------ save / load
 def test_save_load_round_trip(batch, tmp_path):
-    model = _tiny()
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    y = np.zeros(batch["cand_mask"].shape[0], "int32")
-    model.fit(batch, y, epochs=1, verbose=0)
-    expected = _np(model.predict(batch, verbose=0))
-
-    path = str(tmp_path / "nrms.keras")
-    model.save(path)
-    restored = keras.models.load_model(path)
-    assert isinstance(restored, NRMS)
-    assert restored.config == model.config
-    np.testing.assert_array_equal(_np(restored.predict(batch, verbose=0)), expected)
-
-    clone = NRMS.from_config(model.get_config())
-    assert clone.config == model.config
+    assert_save_load_round_trip(_tiny(), batch, np.zeros(batch["cand_mask"].shape[0], "int32"), tmp_path)
 
 
 # --------------------------------------------------------------- learning
