@@ -67,6 +67,9 @@ REQUESTS = {
         _example({"user_id": ["U2"], "history": ["I3"], "target": ["I2"]})], dtype=object)},
     ("tags", "user_tags"): {"user_id": _vector(["U1", "U2"]), "history": _strings([["I1", "I2"], ["I3", ""]]),
                             "features": _strings([["age=30", "gender=f"], ["age=50", ""]])},
+    ("tags", "serving_default"): {"examples": np.array([
+        _example({"user_id": ["U1"], "history": ["I1", "I2"], "features": ["age=30", "gender=f"]}),
+        _example({"user_id": ["U2"], "history": ["I3"], "features": ["age=50"]})], dtype=object)},
 }
 
 
