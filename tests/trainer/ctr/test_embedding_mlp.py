@@ -14,8 +14,9 @@ from keras import ops
 
 from tests.model_checks import assert_save_load_round_trip
 from trainer.ctr.models import MODELS, build_model, make_config
-from trainer.ctr.models.ctr_model import CTRModel, ItemEmbedding, sigmoid_cross_entropy
+from trainer.ctr.models.ctr_model import CTRModel, ItemEmbedding
 from trainer.ctr.models.embedding_mlp import EmbeddingMLP, EmbeddingMLPConfig
+from trainer.model_base import sigmoid_cross_entropy
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 
@@ -195,20 +196,6 @@ def test_history_is_sum_pooled(data):
 
 
 # ---------------------------------------------------------------------- loss
-def test_sigmoid_cross_entropy_matches_numpy():
-    z = np.array([-3.0, 0.0, 2.0, 100.0, -100.0], "float32")
-    y = np.array([0.0, 1.0, 1.0, 0.0, 0.0], "float32")
-    p = 1 / (1 + np.exp(-z.astype("float64")))
-    with np.errstate(divide="ignore"):
-        terms = -(y * np.log(p) + (1 - y) * np.log1p(-p))
-    terms[3] = 100.0  # log(1 - sigmoid(100)) underflows in NumPy; the exact value is ~100
-    np.testing.assert_allclose(_np(sigmoid_cross_entropy(y, z)), terms.mean(), rtol=1e-5)
-    w = np.array([1.0, 0.0, 2.0, 0.0, 1.0], "float32")
-    np.testing.assert_allclose(_np(sigmoid_cross_entropy(y[:, None], z, w)), (w * terms).mean(), rtol=1e-5)
-    keras_bce = keras.losses.binary_crossentropy(y[:3, None], z[:3, None], from_logits=True)
-    np.testing.assert_allclose(_np(sigmoid_cross_entropy(y[:3], z[:3])), _np(keras_bce).mean(), rtol=1e-5)
-
-
 class _WithPenalty(EmbeddingMLP):
     """Adds a constant layer loss, to check that `compute_loss` includes `self.losses`."""
 

@@ -19,8 +19,9 @@ from keras import ops
 
 from components.metrics.reference import global_auc, prec_at_k
 from tests.model_checks import assert_save_load_round_trip
+from trainer.model_base import sigmoid_cross_entropy
 from trainer.tags.models import MODELS, TagModel, build_model, make_config
-from trainer.tags.models.tag_model import UserFieldEmbedding, sigmoid_cross_entropy
+from trainer.tags.models.tag_model import UserFieldEmbedding
 from trainer.tags.models.youtube_dnn import (
     ML1M_USER_FIELDS,
     YouTubeDNN,
@@ -238,25 +239,6 @@ def test_unknown_id_is_not_padding(batch):
 
 
 # -------------------------------------------------------------------- loss
-def test_sigmoid_cross_entropy():
-    logits = np.array([2.0, -1.0, 0.0, 100.0, -100.0], "float32")
-    labels = np.array([1, 0, 1, 0, 0], "int32")
-    p = 1 / (1 + np.exp(-logits.astype("float64")))
-    with np.errstate(divide="ignore"):
-        per = -np.where(labels == 1, np.log(p), np.log1p(-p))
-    per[3] = 100.0  # log(1 - sigmoid(100)) underflows in float64 too
-    np.testing.assert_allclose(_np(sigmoid_cross_entropy(labels, logits)), per.mean(), rtol=1e-5)
-    weights = np.array([1.0, 0.0, 2.0, 0.0, 1.0], "float32")
-    got = _np(sigmoid_cross_entropy(labels[:, None], logits, weights))
-    np.testing.assert_allclose(got, (per * weights).sum() / 5, rtol=1e-5)
-    keras_loss = keras.losses.BinaryCrossentropy(from_logits=True)
-    np.testing.assert_allclose(
-        _np(sigmoid_cross_entropy(labels, logits)),
-        _np(keras_loss(labels.astype("float32"), logits)),
-        rtol=1e-4,
-    )
-
-
 def test_compute_loss(batch):
     model = _model()
     model.compile(optimizer="adam")

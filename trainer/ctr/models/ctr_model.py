@@ -21,7 +21,7 @@ real ids start at 2. A model reads only the item fields of `config.item_fields` 
 when `vocab_size > 0`, e.g. not for Taobao); keys of other fields may be absent.
 
 Shared here: `ItemEmbedding` (one table per field), `Dice` and `MLP` (DIN's activation and
-prediction tower, reused by later models), `sigmoid_cross_entropy` and `CTRModel`. Only
+prediction tower, reused by later models) and `CTRModel` (on `trainer/model_base.py`). Only
 `keras` / `keras.ops` are used, so the models run under TensorFlow and JAX.
 """
 
@@ -34,6 +34,7 @@ import keras
 from keras import ops
 
 from trainer.config_base import ModelConfig
+from trainer.model_base import ConfiguredModel, sigmoid_cross_entropy
 
 __all__ = [
     "ACTIVATIONS",
@@ -42,7 +43,6 @@ __all__ = [
     "Dice",
     "ItemEmbedding",
     "MLP",
-    "sigmoid_cross_entropy",
 ]
 
 ACTIVATIONS = ("dice", "prelu")
@@ -335,31 +335,7 @@ class MLP(keras.layers.Layer):
         return config
 
 
-def sigmoid_cross_entropy(y_true: Any, logits: Any, sample_weight: Any | None = None) -> Any:
-    """Pointwise binary cross-entropy on logits, the CTR training loss.
-
-    `L = -mean_i w_i [y_i log sigmoid(z_i) + (1 - y_i) log(1 - sigmoid(z_i))]` (MFN eq. 12,
-    DIN Section 4.2), computed as `max(z, 0) - z y + log(1 + exp(-|z|))`, which is exact and
-    finite for any logit. As in Keras' losses, weights scale the rows and the mean is over all
-    rows.
-
-    Args:
-        y_true: click labels in {0, 1}, `[B]` or `[B, 1]`.
-        logits: float `[B]` (or `[B, 1]`).
-        sample_weight: optional `[B]` row weights.
-
-    Returns:
-        Scalar float32.
-    """
-    z = ops.reshape(ops.cast(logits, "float32"), (-1,))
-    y = ops.reshape(ops.cast(y_true, "float32"), (-1,))
-    per_row = ops.maximum(z, 0.0) - z * y + ops.log1p(ops.exp(-ops.abs(z)))
-    if sample_weight is not None:
-        per_row = per_row * ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
-    return ops.mean(per_row)
-
-
-class CTRModel(keras.Model):
+class CTRModel(ConfiguredModel):
     """Base class of the CTR models: item embedding, input contract, loss and serialization.
 
     A subclass sets `config_class` and builds its layers after `super().__init__`; its `call`
@@ -387,13 +363,9 @@ class CTRModel(keras.Model):
     config_class: ClassVar[type[CTRConfig]] = CTRConfig
 
     def __init__(self, config: CTRConfig | dict[str, Any] | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if config is None:
-            config = self.config_class()
-        elif isinstance(config, dict):
-            config = self.config_class.from_dict(config)
+        super().__init__(config, **kwargs)
+        config = self.config
         config.check_sizes()
-        self.config = config
         self.item_embedding = ItemEmbedding(
             num_items=config.num_items,
             num_categories=config.num_categories,
@@ -430,43 +402,6 @@ class CTRModel(keras.Model):
         vectors = self.item_embedding(fields)
         return vectors[:, :-1], vectors[:, -1]
 
-    def compute_loss(
-        self,
-        x: Any = None,
-        y: Any = None,
-        y_pred: Any = None,
-        sample_weight: Any = None,
-        training: bool = True,
-    ) -> Any:
-        """Binary cross-entropy of the logits against the clicks (+ layer losses).
-
-        Args:
-            x: the input dict (unused).
-            y: clicks in {0, 1}, `[B]`.
-            y_pred: logits `[B]` from `call`.
-            sample_weight: optional `[B]`.
-            training: passed on to Keras when a compiled loss is used.
-
-        Returns:
-            Scalar loss (float32).
-        """
-        if getattr(self, "_compile_loss", None) is not None:
-            return super().compute_loss(x, y, y_pred, sample_weight, training=training)
-        losses = []
-        if y is not None:
-            losses.append(sigmoid_cross_entropy(y, y_pred, sample_weight))
-        losses.extend(ops.cast(loss, "float32") for loss in self.losses)
-        if not losses:
-            return ops.zeros((), dtype="float32")
-        return losses[0] if len(losses) == 1 else ops.sum(ops.stack(losses))
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config["config"] = self.config.to_dict()
-        return config
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> CTRModel:
-        config = dict(config)
-        model_config = cls.config_class.from_dict(config.pop("config"))
-        return cls(model_config, **config)
+    def paper_loss(self, x: Any, y: Any, y_pred: Any, sample_weight: Any) -> Any:
+        """Binary cross-entropy of the logits against the clicks (MFN eq. 12)."""
+        return sigmoid_cross_entropy(y, y_pred, sample_weight)

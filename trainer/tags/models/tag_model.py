@@ -31,13 +31,13 @@ from keras import ops
 
 from trainer.config_base import ModelConfig
 from trainer.layers.attention import large_negative
+from trainer.model_base import ConfiguredModel, sigmoid_cross_entropy
 
 __all__ = [
     "FIRST_REAL_ID",
     "TagModel",
     "TagModelConfig",
     "UserFieldEmbedding",
-    "sigmoid_cross_entropy",
 ]
 
 FIRST_REAL_ID = 2
@@ -99,31 +99,6 @@ class TagModelConfig(ModelConfig):
             )
         if self.num_tags <= FIRST_REAL_ID:
             raise ValueError(f"num_tags must be >= {FIRST_REAL_ID + 1}, got {self.num_tags}.")
-
-
-def sigmoid_cross_entropy(y_true: Any, logits: Any, sample_weight: Any | None = None) -> Any:
-    """Binary cross-entropy of click labels against logits, mean over the batch.
-
-    `max(z, 0) - z y + log(1 + exp(-|z|))`, the overflow-free form of
-    `-y log σ(z) - (1 - y) log(1 - σ(z))`.
-
-    Args:
-        y_true: click labels in {0, 1}, `[B]` (or `[B, 1]`).
-        logits: float `[B]`.
-        sample_weight: optional `[B]` per-example weights.
-
-    Returns:
-        The scalar mean over examples of the (weighted) loss, float32 (a weight scales its
-        example; the divisor stays `B`, as in Keras' default reduction).
-    """
-    logits = ops.reshape(ops.cast(logits, "float32"), (-1,))
-    labels = ops.reshape(ops.cast(y_true, "float32"), (-1,))
-    per_example = (
-        ops.maximum(logits, 0.0) - logits * labels + ops.log1p(ops.exp(-ops.abs(logits)))
-    )
-    if sample_weight is not None:
-        per_example = per_example * ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
-    return ops.mean(per_example)
 
 
 @keras.saving.register_keras_serializable(package="usermodel")
@@ -196,7 +171,7 @@ class UserFieldEmbedding(keras.layers.Layer):
         return config
 
 
-class TagModel(keras.Model):
+class TagModel(ConfiguredModel):
     """Base class: user encoder + output tag table, scored by the joint form of UTPM eq. 4.
 
     A subclass sets `config_class` and, in `__init__` after `super().__init__`, the layer
@@ -234,13 +209,9 @@ class TagModel(keras.Model):
     user_encoder: keras.layers.Layer
 
     def __init__(self, config: TagModelConfig | dict[str, Any] | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if config is None:
-            config = self.config_class()
-        elif isinstance(config, dict):
-            config = self.config_class.from_dict(config)
+        super().__init__(config, **kwargs)
+        config = self.config
         config.check_sizes()
-        self.config = config
         self.tag_table = keras.layers.Embedding(config.num_tags, config.user_dim, name="tag_table")
 
     def build(self, input_shape: Any = None) -> None:
@@ -307,43 +278,6 @@ class TagModel(keras.Model):
         """Click logits `[B]` of the articles `article_tags` for the users `user_<f>`."""
         return self.article_logits(self.user_embedding(inputs, training), inputs["article_tags"])
 
-    def compute_loss(
-        self,
-        x: Any = None,
-        y: Any = None,
-        y_pred: Any = None,
-        sample_weight: Any = None,
-        training: bool = True,
-    ) -> Any:
-        """Binary cross-entropy with logits (+ layer losses).
-
-        Args:
-            x: the input dict (unused: padding is already out of the logits).
-            y: click labels `[B]` in {0, 1}.
-            y_pred: logits `[B]` from `call`.
-            sample_weight: optional `[B]`.
-            training: unused; part of the Keras signature.
-
-        Returns:
-            Scalar loss (float32).
-        """
-        if getattr(self, "_compile_loss", None) is not None:
-            return super().compute_loss(x, y, y_pred, sample_weight, training=training)
-        losses = []
-        if y is not None:
-            losses.append(sigmoid_cross_entropy(y, y_pred, sample_weight))
-        losses.extend(ops.cast(loss, "float32") for loss in self.losses)
-        if not losses:
-            return ops.zeros((), dtype="float32")
-        return losses[0] if len(losses) == 1 else ops.sum(ops.stack(losses))
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config["config"] = self.config.to_dict()
-        return config
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> TagModel:
-        config = dict(config)
-        model_config = cls.config_class.from_dict(config.pop("config"))
-        return cls(model_config, **config)
+    def paper_loss(self, x: Any, y: Any, y_pred: Any, sample_weight: Any) -> Any:
+        """Binary cross-entropy of the article logits against the clicks (UTPM eq. 4)."""
+        return sigmoid_cross_entropy(y, y_pred, sample_weight)
