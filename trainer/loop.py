@@ -107,6 +107,18 @@ class _ProgressLog(keras.callbacks.Callback):
         PROGRESS.info("%s: step %d/%d  %s", self._name, (epoch + 1) * self._every, self._total, values)
 
 
+def progress_plan(steps: int, every: int = 100) -> tuple[int, int]:
+    """(steps to train, steps per progress line): a line about every `every` steps.
+
+    Each progress line is one Keras epoch of `fit`, and epochs have one length, so the steps
+    are split into ceil(steps / every) equal logs, rounded up by less than one step per log
+    (239 steps: 3 logs of 80, 240 steps), never a whole extra log.
+    """
+    logs = max(1, -(-steps // every))
+    log_every = -(-steps // logs)
+    return logs * log_every, log_every
+
+
 def run(fn_args: Any, hooks: FamilyHooks) -> None:
     """Trains, evaluates and exports one model of `hooks`' family (TFX FnArgs in)."""
     cfg = hooks.config_class.from_dict(fn_args.custom_config or {})
@@ -118,9 +130,7 @@ def run(fn_args: Any, hooks: FamilyHooks) -> None:
         raise UserError(f"{cfg.model}: no training samples in the train split ({data.describe()})")
     model = hooks.build(cfg, data, tft_output)
     steps = cfg.total_steps(data.samples, fn_args.train_steps)
-    # Progress is logged every `log_every` steps (one Keras epoch each): round up to whole logs.
-    log_every = max(1, min(steps, 100))
-    steps = -(-steps // log_every) * log_every
+    steps, log_every = progress_plan(steps)
     per_epoch = steps_per_epoch(data.samples, cfg.batch_size)
     PROGRESS.info("%s: %d steps of %d samples, %d steps per epoch (%.2f epochs)%s", cfg.model, steps,
                   cfg.batch_size, per_epoch, steps / per_epoch,

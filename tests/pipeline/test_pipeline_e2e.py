@@ -203,3 +203,18 @@ def test_worse_candidate_is_refused_and_better_one_is_pushed(run):
     assert _serving_versions(config) == [first_model.pushed_path, third.pushed_path]
     report = (out / "summary.md").read_text()
     assert "blessed: every threshold passed (not worse than the serving model" in report
+
+
+def test_training_by_epochs(tmp_path, capsys):
+    """`--epochs` (the `paper` preset's way): the Trainer gets no step count and plans its steps
+    from the sample count it logs."""
+    from pipeline import cli
+
+    assert cli.main(["run", "--preset", "tiny", "--epochs", "1", "--output-dir", str(tmp_path)]) == 0
+    log = (tmp_path / "logs" / "tfx.log").read_text()
+    samples = int(re.search(r"nrms: \d+ training impressions: .* (\d+) samples, \d+ dropped", log).group(1))
+    per_epoch = -(-samples // 16)
+    match = re.search(r"nrms: (\d+) steps of 16 samples, (\d+) steps per epoch \(([\d.]+) epochs\), training by epochs", log)
+    assert int(match.group(2)) == per_epoch
+    assert per_epoch <= int(match.group(1)) < per_epoch + 4 and match.group(3) == "1.00"
+    assert "| nrms" in capsys.readouterr().out

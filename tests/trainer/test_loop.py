@@ -16,6 +16,14 @@ def test_training_by_epochs_or_steps():
         loop.TrainingConfig(epochs=0)
 
 
+def test_progress_plan_rounds_up_by_less_than_a_step_per_log():
+    assert loop.progress_plan(600) == (600, 100)
+    assert loop.progress_plan(60) == (60, 60)
+    assert loop.progress_plan(239) == (240, 80)  # one epoch of the tiny data: 3 lines
+    assert loop.progress_plan(3 * 1208) == (3626, 98)  # the demo data's 3 epochs: 37 lines of 98
+    assert loop.progress_plan(1) == (1, 1)
+
+
 def test_training_config_rejects_unknown_fields():
     with pytest.raises(ValueError, match=r"Unknown TrainingConfig fields: \['batchsize'\]"):
         loop.TrainingConfig.from_dict({"batchsize": 3})
