@@ -102,13 +102,16 @@ class PipelineConfig:
     def gate_of(self, family: Family) -> GateConfig:
         return self.families[family.name].gate
 
+    def _family_training(self, family: Family) -> dict[str, Any]:
+        """The shared training fields with the family's own on top."""
+        return {**dataclasses.asdict(self.training), **self.families[family.name].training}
+
     def training_for(self, model: str) -> dict[str, Any]:
         """The Trainer's custom_config of `model`: shared and family training fields, the
         model's config and the Transform settings it must agree with."""
         family = all_models()[model]
-        section = self.families[family.name]
-        values = {**dataclasses.asdict(self.training), **section.training, "model": model,
-                  "model_config": self.model_configs.get(model), "transform": dict(section.transform)}
+        values = {**self._family_training(family), "model": model, "model_config": self.model_configs.get(model),
+                  "transform": dict(self.families[family.name].transform)}
         return family.training_config_class().from_dict(values).to_dict()
 
     def validate(self) -> None:
@@ -121,11 +124,6 @@ class PipelineConfig:
             raise ConfigError("train_steps: must be at least 1")
         for family in self.run_families():
             self._validate_family(family)
-            for model in self.models_of(family):
-                sibling = family.siblings.get(model)
-                if sibling and sibling not in self.models:
-                    raise ConfigError(f"models: {model} is gated against {sibling} of the same run; "
-                                      f"add {sibling} to the models")
         self._validate_word_vectors(self._model_configs())
 
     def _validate_family(self, family: Family) -> None:
@@ -135,16 +133,23 @@ class PipelineConfig:
             raise ConfigError(f"{where}.dataset: {section.dataset!r} is not one of {', '.join(family.datasets)}")
         if section.dataset != "synthetic" and not section.data_dir:
             raise ConfigError(f"{where}.data_dir: required when dataset is {section.dataset!r}")
-        for name, cls in (("transform", family.transform_config_class()), ("training", family.training_config_class())):
-            try:
-                cls.from_dict(getattr(section, name) if name == "transform" else
-                              {**dataclasses.asdict(self.training), **section.training})
-            except (TypeError, ValueError) as err:
-                raise ConfigError(f"{where}.{name}: {err}") from None
+        try:
+            family.transform_config_class().from_dict(section.transform)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"{where}.transform: {err}") from None
+        try:
+            family.training_config_class().from_dict(self._family_training(family))
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"{where}.training: {err}") from None
         try:
             self.gate_of(family).validate(family.metrics)
         except UserError as err:
             raise ConfigError(f"{where}.{err}") from None
+        for model in self.models_of(family):
+            sibling = family.siblings.get(model)
+            if sibling and sibling not in self.models:
+                raise ConfigError(f"models: {model} is gated against {sibling} of the same run; "
+                                  f"add {sibling} to the models")
 
     def _model_configs(self) -> dict[str, Any]:
         """Every model's config, built now so that a misspelt or out-of-range field stops the

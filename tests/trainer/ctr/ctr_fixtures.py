@@ -20,6 +20,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from components.metrics import reference
+
 TOPICS, ITEMS_PER_TOPIC, WORDS_PER_TOPIC, SHARED_CATEGORIES = 8, 20, 10, 3
 H, C, L = 12, 3, 6  # history slots, categories per item, title words per item
 NUM_ITEMS = 2 + TOPICS * ITEMS_PER_TOPIC
@@ -119,15 +121,8 @@ def garbage_in_padding(rng: np.random.Generator, inputs: dict[str, np.ndarray]) 
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Global ROC AUC (ties count one half): the Mann-Whitney statistic on average ranks."""
-    scores = np.asarray(scores, "float64").ravel()
-    labels = np.asarray(labels).ravel() > 0
-    order = np.argsort(scores, kind="mergesort")
-    _, first, counts = np.unique(scores[order], return_index=True, return_counts=True)
-    ranks = np.empty(len(scores))
-    ranks[order] = np.repeat(first + (counts + 1) / 2.0, counts)  # 1-based average ranks
-    n_pos, n_neg = labels.sum(), (~labels).sum()
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    """Global ROC AUC (ties count one half): the project's reference, scores first."""
+    return reference.global_auc(np.asarray(labels).ravel(), np.asarray(scores, "float64").ravel())
 
 
 def train(model: keras.Model, inputs: dict[str, np.ndarray], clicks: np.ndarray) -> keras.Model:

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import pathlib
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -16,18 +12,12 @@ import pytest
 from ctr_fixtures import SIZES, TRAIN_ROWS, auc, batch, garbage_in_padding, predict, train, without_history
 from keras import ops
 
-from tests.model_checks import assert_save_load_round_trip
+from tests.model_checks import assert_runs_under_jax, assert_save_load_round_trip, requires_jax
 from trainer.ctr.models import MODELS, build_model
 from trainer.ctr.models.ctr_model import MLP, CTRModel, Dice
 from trainer.ctr.models.din import DIN, DINConfig, LocalActivationUnit
 
 ACTIVATIONS = ("dice", "prelu")
-REPO = pathlib.Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(autouse=True)
-def _seed():
-    keras.utils.set_random_seed(0)
 
 
 def _np(x) -> np.ndarray:
@@ -36,12 +26,6 @@ def _np(x) -> np.ndarray:
 
 def _tiny(**overrides) -> DIN:
     return build_model("din", "tiny", **{**SIZES, **overrides})
-
-
-@pytest.fixture(scope="module")
-def data():
-    inputs, clicks, _ = batch(np.random.default_rng(7), 16)
-    return inputs, clicks
 
 
 # -------------------------------------------------------------------- config
@@ -238,7 +222,7 @@ def test_mixed_bfloat16_policy(data):
     assert keras.backend.standardize_dtype(logits.dtype) == "float32" and np.all(np.isfinite(logits))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
+@requires_jax
 def test_runs_under_jax_backend(tmp_path):
     script = textwrap.dedent(
         f"""
@@ -262,8 +246,4 @@ def test_runs_under_jax_backend(tmp_path):
         print("JAX_OK")
         """
     )
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert "JAX_OK" in result.stdout, result.stderr[-3000:]
+    assert_runs_under_jax(script)

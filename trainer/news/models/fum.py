@@ -764,18 +764,14 @@ class FUM(NewsRankingModel):
     def __init__(
         self, config: FUMConfig | dict[str, Any] | None = None, **kwargs: Any
     ) -> None:
-        super().__init__(**kwargs)
-        if config is None:
-            config = self.config_class()
-        elif isinstance(config, dict):
-            config = self.config_class.from_dict(config)
+        super().__init__(config, **kwargs)
+        config = self.config
         for field in ("vocab_size", "num_categories", "num_subcategories"):
             if getattr(config, field) < 3:
                 raise ValueError(
                     f"FUMConfig.{field} must be set (>= 3: padding, unknown and at "
                     f"least one entry), got {getattr(config, field)}."
                 )
-        self.config = config
         self.news_fields = (
             ("title",)
             + (("abstract",) if config.use_abstract else ())
@@ -855,13 +851,3 @@ class FUM(NewsRankingModel):
             "subcategory": inputs["hist_subcategory"],
         }
         return self.user_encoder(history, training=training)
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config["config"] = self.config.to_dict()
-        return config
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> FUM:
-        config = dict(config)
-        return cls(FUMConfig.from_dict(config.pop("config")), **config)

@@ -366,22 +366,19 @@ class LSTUR(NewsRankingModel):
     """
 
     news_fields: ClassVar[tuple[str, ...]] = ("title", "category", "subcategory")
+    config_class: ClassVar[type[LSTURConfig]] = LSTURConfig
 
     def __init__(
         self, config: LSTURConfig | dict[str, Any] | None = None, **kwargs: Any
     ) -> None:
-        super().__init__(**kwargs)
-        if config is None:
-            config = LSTURConfig()
-        elif isinstance(config, dict):
-            config = LSTURConfig.from_dict(config)
+        super().__init__(config, **kwargs)
+        config = self.config
         for field in ("vocab_size", "num_categories", "num_subcategories", "num_users"):
             if getattr(config, field) < 3:
                 raise ValueError(
                     f"LSTURConfig.{field} must be set (>= 3: padding, unknown and at "
                     f"least one entry), got {getattr(config, field)}."
                 )
-        self.config = config
         self.news_encoder = LSTURNewsEncoder(
             vocab_size=config.vocab_size,
             num_categories=config.num_categories,
@@ -427,13 +424,3 @@ class LSTUR(NewsRankingModel):
             },
             training=training,
         )
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config["config"] = self.config.to_dict()
-        return config
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> LSTUR:
-        config = dict(config)
-        return cls(LSTURConfig.from_dict(config.pop("config")), **config)

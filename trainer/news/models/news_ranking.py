@@ -28,6 +28,7 @@ import keras
 from keras import ops
 
 from trainer.layers.attention import large_negative
+from trainer.model_base import ConfiguredModel
 from trainer.news.models import padding
 
 __all__ = ["NewsRankingModel", "masked_softmax_cross_entropy"]
@@ -86,7 +87,7 @@ def masked_softmax_cross_entropy(
     return ops.mean(per_row)
 
 
-class NewsRankingModel(keras.Model):
+class NewsRankingModel(ConfiguredModel):
     """Base class: news encoder + user encoder + dot-product click predictor.
 
     Subclasses set `news_fields` and, in `__init__`, the two sub-layers:
@@ -108,12 +109,15 @@ class NewsRankingModel(keras.Model):
 
     Training follows the papers: an example is one click plus K negatives of
     the same impression, `y` is the clicked slot (int `[B]`), and
-    `compute_loss` applies `masked_softmax_cross_entropy` (the TFRS pattern:
+    `paper_loss` is `masked_softmax_cross_entropy`, which
+    `ConfiguredModel.compute_loss` adds to the layer losses (the TFRS pattern:
     the loss lives in the model, so `fit`/`evaluate` work without a custom
-    loop and subclasses change the loss by overriding `compute_loss`). If a
+    loop and subclasses change the loss by overriding `paper_loss`). If a
     `loss` is given to `compile`, Keras' default handling is used instead.
 
     Args:
+        config: the subclass's `config_class` instance, its `to_dict()`, or
+            None for the defaults.
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
     References:
@@ -128,9 +132,6 @@ class NewsRankingModel(keras.Model):
 
     news_encoder: keras.layers.Layer
     user_encoder: keras.layers.Layer
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
 
     # ------------------------------------------------------------------ parts
     def encode_news(
@@ -298,36 +299,18 @@ class NewsRankingModel(keras.Model):
             user_vectors = self.user_representation(history_vectors, inputs, training)
         return self.score(user_vectors, candidate_vectors, inputs.get("cand_mask"))
 
-    def compute_loss(
-        self,
-        x: Any = None,
-        y: Any = None,
-        y_pred: Any = None,
-        sample_weight: Any = None,
-        training: bool = True,
-    ) -> Any:
-        """Masked softmax cross-entropy over candidates (+ layer losses).
+    def paper_loss(self, x: Any, y: Any, y_pred: Any, sample_weight: Any) -> Any:
+        """Masked softmax cross-entropy over the candidates (NRMS eqs. 11-12); `x["cand_mask"]`
+        masks the softmax.
 
         Args:
-            x: the input dict (its `cand_mask` masks the softmax).
+            x: the input dict.
             y: clicked slot `[B]` int, or per-candidate labels `[B, C]`.
             y_pred: scores `[B, C]` from `call`.
             sample_weight: optional `[B]`.
-            training: unused; part of the Keras signature.
-
-        Returns:
-            Scalar loss (float32).
         """
-        if getattr(self, "_compile_loss", None) is not None:
-            return super().compute_loss(x, y, y_pred, sample_weight, training=training)
-        losses = []
-        if y is not None:
-            mask = x.get("cand_mask") if isinstance(x, dict) else None
-            losses.append(masked_softmax_cross_entropy(y, y_pred, mask, sample_weight))
-        losses.extend(ops.cast(loss, "float32") for loss in self.losses)
-        if not losses:
-            return ops.zeros((), dtype="float32")
-        return losses[0] if len(losses) == 1 else ops.sum(ops.stack(losses))
+        mask = x.get("cand_mask") if isinstance(x, dict) else None
+        return masked_softmax_cross_entropy(y, y_pred, mask, sample_weight)
 
     def compute_metrics(
         self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None

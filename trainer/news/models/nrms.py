@@ -321,21 +321,18 @@ class NRMS(NewsRankingModel):
     """
 
     news_fields: ClassVar[tuple[str, ...]] = ("title",)
+    config_class: ClassVar[type[NRMSConfig]] = NRMSConfig
 
     def __init__(
         self, config: NRMSConfig | dict[str, Any] | None = None, **kwargs: Any
     ) -> None:
-        super().__init__(**kwargs)
-        if config is None:
-            config = NRMSConfig()
-        elif isinstance(config, dict):
-            config = NRMSConfig.from_dict(config)
+        super().__init__(config, **kwargs)
+        config = self.config
         if config.vocab_size < 3:
             raise ValueError(
                 "NRMSConfig.vocab_size must be set (>= 3: padding, unknown "
                 f"and at least one word), got {config.vocab_size}."
             )
-        self.config = config
         self.news_encoder = NRMSNewsEncoder(
             vocab_size=config.vocab_size,
             embedding_dim=config.embedding_dim,
@@ -362,14 +359,3 @@ class NRMS(NewsRankingModel):
         self.news_encoder.build({"title": (None, None)})
         self.user_encoder.build((None, None, self.config.news_dim))
         self.built = True
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config["config"] = self.config.to_dict()
-        return config
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> NRMS:
-        config = dict(config)
-        nrms_config = NRMSConfig.from_dict(config.pop("config"))
-        return cls(nrms_config, **config)
