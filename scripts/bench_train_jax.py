@@ -17,7 +17,7 @@ import sys
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
-sys.path[:0] = [".", "tests/trainer"]
+sys.path[:0] = [".", "tests/trainer/news"]
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
