@@ -7,8 +7,12 @@ One Examples artifact holds three splits:
 * ``train``: one tf.Example per user with the first 80 % of the user's events by time (the
   MovieLens protocol: "each user's first 80 % of ratings as history"; `splits.
   split_user_sequences` decides, stably, so same-second events keep file order).
-* ``eval``: the same features over the user's remaining events. Every train event of a user
-  precedes (or ties with) every eval event; a user with one event has no eval example.
+* ``eval``: the same features over the user's remaining events, plus the user's train events
+  again as ``history_<feature>`` (``history_item_ids``, ``history_timestamps``, ...), so one
+  eval example is everything a model and TFMA need to score that user's later events against
+  the history before them (the Evaluator reads raw eval examples one at a time). Every train
+  event of a user precedes (or ties with) every eval event; a user with one event has no eval
+  example.
 * ``items``: the catalog, one tf.Example per movie (MovieLens) or item (Taobao).
 
 Sequence features: ``user_id`` (int64), ``item_ids`` and ``timestamps`` (int64 lists, oldest
@@ -42,7 +46,7 @@ import collections
 import os
 import pathlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import tensorflow as tf
 from tfx import types
@@ -62,6 +66,9 @@ from components.ingest.example_gen_utils import (
 from components.ingest.report import DatasetError, IngestReport
 
 TRAIN, EVAL, ITEMS = "train", "eval", "items"
+EVENT_FEATURES = ("item_ids", "timestamps", "ratings", "category_ids", "behaviors")
+"""Per-event features of a sequence example; eval examples repeat the train ones as `history_*`."""
+HISTORY_PREFIX = "history_"
 SPLITS = (TRAIN, EVAL, ITEMS)
 TRAIN_FRACTION = 0.8
 
@@ -99,9 +106,20 @@ def sequence_splits(
     report.count(USERS_WITHOUT_EVAL, len(split.train) - len(split.eval))
     report.count(TRAIN_EVENTS, sum(map(len, split.train.values())))
     report.count(EVAL_EVENTS, sum(map(len, split.eval.values())))
-    train = [to_example(user, user_events) for user, user_events in split.train.items()]
-    eval_ = [to_example(user, user_events) for user, user_events in split.eval.items()]
-    return train, eval_
+    train = {user: to_example(user, user_events) for user, user_events in split.train.items()}
+    eval_ = [with_history(to_example(user, user_events), train[user]) for user, user_events in split.eval.items()]
+    return list(train.values()), eval_
+
+
+def with_history(example: tf.train.Example, history: tf.train.Example) -> tf.train.Example:
+    """`example` (a user's eval events) plus the per-event features of `history` (the same
+    user's train events) under `history_<name>`."""
+    merged = tf.train.Example()
+    merged.CopyFrom(example)
+    for name in EVENT_FEATURES:
+        if name in history.features.feature:
+            merged.features.feature[HISTORY_PREFIX + name].CopyFrom(history.features.feature[name])
+    return merged
 
 
 # --- MovieLens -----------------------------------------------------------------------------
@@ -348,3 +366,31 @@ class TaobaoExampleGen(base_beam_component.BaseBeamComponent):
                 input_base=input_base, examples=types.Channel(type=standard_artifacts.Examples)
             )
         )
+
+
+# --- Families --------------------------------------------------------------------------------
+
+
+def example_gen(dataset: str, data_dir: str) -> base_beam_component.BaseBeamComponent:
+    """The ExampleGen of a behaviour-sequence family (`pipeline/families.py`: CTR, tags).
+
+    `synthetic` data is generated in the ml-latest-small format, so it and `movielens` share
+    MovieLensExampleGen; `taobao` reads UserBehavior.
+    """
+    if dataset == "taobao":
+        return TaobaoExampleGen(input_base=data_dir)
+    return MovieLensExampleGen(input_base=data_dir)
+
+
+def prepare_data(dataset: str, data_dir: str, synthetic_preset: str, out: TextIO) -> None:
+    """Generates the synthetic MovieLens-format set on first use; checks a real directory now,
+    so a missing file is reported before the run starts rather than minutes into it."""
+    if dataset == "taobao":
+        find_behavior_file(data_dir)
+        return
+    if dataset == "synthetic" and not os.path.exists(os.path.join(data_dir, "ratings.csv")):
+        from components.ingest import synthetic
+
+        out.write(f"Generating synthetic MovieLens-format data ({synthetic_preset}) in {data_dir}\n")
+        synthetic.generate_movielens(data_dir, synthetic.SyntheticMovieLensConfig.preset(synthetic_preset))
+    movielens.find_movielens_files(data_dir)

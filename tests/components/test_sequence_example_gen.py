@@ -124,6 +124,10 @@ def _assert_split_by_time(
             assert later == sorted(later)
             assert times[-1] <= later[0], f"user {user}: train events after eval events"
             assert len(later) <= len(times)
+            # The eval example repeats the user's train events as its history.
+            assert _values(eval_[user], "history_timestamps") == times
+            assert _values(eval_[user], "history_item_ids") == _values(example, "item_ids")
+        assert "history_item_ids" not in example.features.feature
 
 
 def _event_count(rows: Mapping[int, tf.train.Example]) -> int:
@@ -176,6 +180,8 @@ def test_movielens_sequences_split_each_user_by_time(small_movielens) -> None:
     assert _values(eval_[1], "item_ids") == [50]
     assert _values(train[2], "item_ids") == [20]
     assert _values(eval_[2], "ratings") == [4.0]
+    assert _values(eval_[1], "history_item_ids") == [10, 30, 20, 40]
+    assert _values(eval_[1], "history_ratings") == [5.0, 3.0, 4.0, 2.0]
     assert _values(train[3], "item_ids") == [99]  # kept although not in movies.dat
     _assert_split_by_time(train, eval_)
 
