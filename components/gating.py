@@ -66,10 +66,15 @@ def _module(class_name: str) -> str:
 
 
 def eval_config(
-    gate: GateConfig, metrics: MetricTable, label_key: str, prediction_key: str
+    gate: GateConfig, metrics: MetricTable, label_key: str, prediction_key: str, label_signature: str | None = None
 ) -> config_pb2.EvalConfig:
-    """TFMA config: candidate and baseline specs, the family's metrics, the gate's thresholds."""
-    spec = dict(signature_name="serving_default", label_key=label_key, prediction_key=prediction_key)
+    """TFMA config: candidate and baseline specs, the family's metrics, the gate's thresholds.
+
+    `label_signature`: a model signature TFMA runs on the raw examples first, whose outputs
+    hold `label_key` (TFMA's "transformed features").
+    """
+    spec = dict(signature_name="serving_default", label_key=label_key, prediction_key=prediction_key,
+                preprocessing_function_names=[label_signature] if label_signature else [])
     configs = []
     for name, (class_name, kwargs) in metrics.items():
         threshold = config_pb2.MetricThreshold()

@@ -72,6 +72,11 @@ class Family:
     """Default absolute floors (gate metric → minimum)."""
     default_max_drop: Mapping[str, float]
     """Default largest allowed drop against the latest blessed model of the same name."""
+    label_signature: str | None = None
+    """A SavedModel signature (serialized raw examples → features) that TFMA runs before
+    reading `label_key`, for labels the raw eval example does not hold as such (CTR clicks
+    from ratings, a user's clicked tags from the catalog inside the model); None: `label_key`
+    is a raw feature."""
     presets: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     """Pipeline preset name → {"section": this family's `FamilyConfig` values, "model_configs":
     its models' configs at that scale}; merged into the preset by `pipeline/configs.py`."""

@@ -104,7 +104,9 @@ def _family_components(config: PipelineConfig, family: Family, data_dir: str, ba
         custom_config=dict(section.transform),
     ).with_id(f"Transform.{family.name}")
     components = [example_gen, statistics_gen, schema_gen, transform]
-    eval_config = gating.eval_config(config.gate_of(family), family.metrics, family.label_key, family.prediction_key)
+    eval_config = gating.eval_config(
+        config.gate_of(family), family.metrics, family.label_key, family.prediction_key, family.label_signature
+    )
     pre_steps: dict[str, tuple] = {}  # factory path → (component, output key), built once per run
     trainers = {}
     for model in config.models_of(family):
