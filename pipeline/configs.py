@@ -38,12 +38,14 @@ class FamilyConfig:
     training: dict[str, Any] = dataclasses.field(default_factory=dict)
     """The family's own training fields (news: `negatives`), on top of the shared `training`."""
     gate: GateConfig = dataclasses.field(default_factory=GateConfig)
-    """Floors and allowed drops over the family's gate metrics (defaults: the family's)."""
+    """Floors, allowed drops and gains over a sibling, over the family's gate metrics (defaults:
+    the family's)."""
 
 
 def _default_families() -> dict[str, FamilyConfig]:
     return {
-        name: FamilyConfig(gate=GateConfig(min_value=dict(f.default_min_value), max_drop=dict(f.default_max_drop)))
+        name: FamilyConfig(gate=GateConfig(min_value=dict(f.default_min_value), max_drop=dict(f.default_max_drop),
+                                           min_gain=dict(f.default_min_gain)))
         for name, f in FAMILIES.items()
     }
 

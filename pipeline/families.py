@@ -72,6 +72,12 @@ class Family:
     """Default absolute floors (gate metric → minimum)."""
     default_max_drop: Mapping[str, float]
     """Default largest allowed drop against the latest blessed model of the same name."""
+    default_min_gain: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    """Default smallest gain over the sibling model of the run, for models with a sibling
+    (CTR: `rela_impr` ≥ 0)."""
+    sibling_metrics: tuple[str, ...] = ()
+    """Metrics that only mean something against a sibling (RelaImpr against the run's base
+    model): computed by the sibling comparison only, not against a model's previous version."""
     label_signature: str | None = None
     """A SavedModel signature (serialized raw examples → features) that TFMA runs before
     reading `label_key`, for labels the raw eval example does not hold as such (CTR clicks
@@ -81,9 +87,10 @@ class Family:
     """Pipeline preset name → {"section": this family's `FamilyConfig` values, "model_configs":
     its models' configs at that scale}; merged into the preset by `pipeline/configs.py`."""
     siblings: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    """Model → a model of the same family and run it is gated against (TFMA baseline = the
-    sibling's model of this run), for metrics relative to a base model such as RelaImpr; its
-    change thresholds then compare with the sibling instead of the model's previous version."""
+    """Model → a model of the same family and run it is also gated against, for metrics relative
+    to a base model such as RelaImpr: a second Evaluator (TFMA baseline = the sibling's model of
+    this run) checks `gate.min_gain`, the model's own Evaluator keeps its floors and no-regression
+    checks, and the model is pushed only when both bless it (`components/blessing.py`)."""
     pre_steps: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
     """Model → {input name: dotted path of ``factory(example_gen, transform, config) ->
     (component, output key)``}: steps that run before the model's Trainer (MFN's interest

@@ -5,6 +5,8 @@ One subgraph per task family present in the run (`pipeline/families.py`):
     ExampleGen.<family> → StatisticsGen.<family>, ImportSchemaGen.<family> → Transform.<family>
         → per model: Trainer → Evaluator (TFMA: the family's metrics; floors, and no regression
           against a baseline model of that name) → Pusher
+          (a model with a sibling, e.g. DIN: also Compare (TFMA against the sibling model of the
+          run, e.g. RelaImpr ≥ 0) → Blessing (both gates passed) → Pusher)
 
 The baseline is the one part that differs between runners (see `Baseline`). Module functions
 are referenced by dotted path (the TFX template style), so every runner imports them from the
@@ -21,6 +23,7 @@ from tfx import v1 as tfx
 from tfx.dsl.components.common import importer
 
 from components import gating
+from components.blessing import CombinedBlessing
 from components.trainer_with_inputs import TrainerWithInputs
 from pipeline.configs import PipelineConfig
 from pipeline.families import SCHEMA_DIR, Family, load
@@ -104,9 +107,6 @@ def _family_components(config: PipelineConfig, family: Family, data_dir: str, ba
         custom_config=dict(section.transform),
     ).with_id(f"Transform.{family.name}")
     components = [example_gen, statistics_gen, schema_gen, transform]
-    eval_config = gating.eval_config(
-        config.gate_of(family), family.metrics, family.label_key, family.prediction_key, family.label_signature
-    )
     pre_steps: dict[str, tuple] = {}  # factory path → (component, output key), built once per run
     trainers = {}
     for model in config.models_of(family):
@@ -119,30 +119,63 @@ def _family_components(config: PipelineConfig, family: Family, data_dir: str, ba
             inputs[name] = component.outputs[key]
         trainers[model] = _trainer(config, family, model, transform, inputs)
     for model, trainer in trainers.items():
-        sibling = family.siblings.get(model)
-        baseline_node = None if sibling else _baseline_node(model, baseline)
-        if sibling:
-            baseline_model = trainers[sibling].outputs["model"]
-        else:
-            baseline_model = baseline_node.outputs[_baseline_key(baseline_node)] if baseline_node else None
-        evaluator = tfx.components.Evaluator(
-            examples=example_gen.outputs["examples"],
-            model=trainer.outputs["model"],
-            baseline_model=baseline_model,
-            eval_config=eval_config,
-            example_splits=["eval"],
-        ).with_id(f"Evaluator.{model}")
-        pusher = tfx.components.Pusher(
-            model=trainer.outputs["model"],
-            model_blessing=evaluator.outputs["blessing"],
-            push_destination=tfx.proto.PushDestination(
-                filesystem=tfx.proto.PushDestination.Filesystem(
-                    base_directory=_absolute(os.path.join(config.serving_root, model))
-                )
-            ),
-        ).with_id(f"Pusher.{model}")
-        components += [trainer, *([baseline_node] if baseline_node else []), evaluator, pusher]
+        components.append(trainer)
+        components += _gate_and_push(config, family, model, trainers, example_gen, baseline)
     return components
+
+
+def _evaluator(config: PipelineConfig, family: Family, example_gen, model_channel, baseline_model,
+               against_sibling: bool):
+    """A TFMA Evaluator of one model on the family's raw eval split."""
+    metrics = family.metrics if against_sibling else {
+        name: metric for name, metric in family.metrics.items() if name not in family.sibling_metrics
+    }
+    return tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=model_channel,
+        baseline_model=baseline_model,
+        eval_config=gating.eval_config(
+            config.gate_of(family), metrics, family.label_key, family.prediction_key, family.label_signature,
+            against_sibling=against_sibling,
+        ),
+        example_splits=["eval"],
+    )
+
+
+def _gate_and_push(config: PipelineConfig, family: Family, model: str, trainers: dict, example_gen,
+                   baseline: Baseline) -> list:
+    """Baseline node, Evaluator(s) and Pusher of one model.
+
+    Every model has its own gate (`Evaluator.<model>`: floors, and no regression against its
+    previous blessed version). A model with a sibling is also compared with the sibling model of
+    this run (`Compare.<model>`: `gate.min_gain`), and `Blessing.<model>` blesses it only when
+    both did; the Pusher reads that blessing.
+    """
+    sibling = family.siblings.get(model)
+    model_channel = trainers[model].outputs["model"]
+    baseline_node = _baseline_node(model, baseline, f"Blessing.{model}" if sibling else f"Evaluator.{model}")
+    baseline_model = baseline_node.outputs[_baseline_key(baseline_node)] if baseline_node else None
+    own = _evaluator(config, family, example_gen, model_channel, baseline_model, False).with_id(f"Evaluator.{model}")
+    nodes = [*([baseline_node] if baseline_node else []), own]
+    blessing = own.outputs["blessing"]
+    if sibling:
+        compare = _evaluator(config, family, example_gen, model_channel, trainers[sibling].outputs["model"],
+                             True).with_id(f"Compare.{model}")
+        combined = CombinedBlessing(
+            model=model_channel, own_gate=own.outputs["blessing"], sibling_gate=compare.outputs["blessing"]
+        ).with_id(f"Blessing.{model}")
+        nodes += [compare, combined]
+        blessing = combined.outputs["blessing"]
+    pusher = tfx.components.Pusher(
+        model=model_channel,
+        model_blessing=blessing,
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=_absolute(os.path.join(config.serving_root, model))
+            )
+        ),
+    ).with_id(f"Pusher.{model}")
+    return [*nodes, pusher]
 
 
 def _trainer(config: PipelineConfig, family: Family, model: str, transform, pre_steps: dict):
@@ -161,12 +194,13 @@ def _trainer(config: PipelineConfig, family: Family, model: str, transform, pre_
     return tfx.components.Trainer(**kwargs).with_id(f"Trainer.{model}")
 
 
-def _baseline_node(model: str, baseline: Baseline):
-    """The Resolver or Importer node `Baseline.<model>` that yields the baseline Model, if any."""
+def _baseline_node(model: str, baseline: Baseline, blessing_id: str):
+    """The Resolver or Importer node `Baseline.<model>` that yields the baseline Model, if any
+    (the resolver counts the blessings of the node `blessing_id` only)."""
     if baseline == "resolver":
         return tfx.dsl.Resolver(
             strategy_class=gating.LatestBlessedModelOf,
-            config={"trainer_id": f"Trainer.{model}"},
+            config={"trainer_id": f"Trainer.{model}", "blessing_id": blessing_id},
             model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
             model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
         ).with_id(f"Baseline.{model}")

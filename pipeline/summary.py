@@ -51,12 +51,12 @@ class ModelResult:
         """Why the model was or was not blessed, in one sentence."""
         failed = [c for c in self.checks if c.passed is False]
         if self.blessed:
-            if self.sibling:
-                against = f"compared with {self.sibling} of this run"
-            elif self.baseline:
+            if self.baseline:
                 against = f"not worse than the serving model {self.baseline}"
             else:
                 against = "first run of this model, so only absolute floors applied"
+            if self.sibling:
+                against += f"; its gain thresholds over {self.sibling} of this run passed"
             return f"blessed: every threshold passed ({against})"
         if failed:
             return "NOT blessed: " + "; ".join(c.sentence() for c in failed)
@@ -166,12 +166,9 @@ def _metrics(uri: str) -> dict[str, dict[str, float]]:
     return values
 
 
-def _checks(gate: gating.GateConfig, names, metrics, baseline_metrics, failures, has_baseline,
-            sibling: str | None = None) -> list[ThresholdCheck]:
-    """The floors, then the change thresholds: no regression against the model's previous
-    version, or the comparison with a sibling model of the same run."""
+def _checks(gate: gating.GateConfig, names, metrics, baseline_metrics, failures, has_baseline) -> list[ThresholdCheck]:
+    """The floors, then the no-regression checks against the model's previous version."""
     checks = []
-    change_kind = f"vs {sibling}" if sibling else "no regression"
     for name in names:
         if name in gate.min_value:
             checks.append(ThresholdCheck(
@@ -179,15 +176,26 @@ def _checks(gate: gating.GateConfig, names, metrics, baseline_metrics, failures,
             ))
         if name in gate.max_drop:
             if not has_baseline:
-                checks.append(ThresholdCheck(name, change_kind, "no baseline yet (first run)", None, None))
+                checks.append(ThresholdCheck(name, "no regression", "no baseline yet (first run)", None, None))
                 continue
             change = None
             if name in metrics and name in baseline_metrics:
                 change = metrics[name] - baseline_metrics[name]
             checks.append(ThresholdCheck(
-                name, change_kind, f"change vs baseline ≥ −{gate.max_drop[name]}", change,
+                name, "no regression", f"change vs baseline ≥ −{gate.max_drop[name]}", change,
                 (name, True) not in failures,
             ))
+    return checks
+
+
+def _sibling_checks(gate: gating.GateConfig, sibling: str, metrics, sibling_metrics, failures) -> list[ThresholdCheck]:
+    """The comparison with the sibling model of the run: candidate − sibling ≥ `min_gain`."""
+    checks = []
+    for name, gain in gate.min_gain.items():
+        change = metrics[name] - sibling_metrics.get(name, 0.0) if name in metrics else None
+        checks.append(ThresholdCheck(
+            name, f"vs {sibling}", f"gain over {sibling} of this run ≥ {gain}", change, (name, True) not in failures,
+        ))
     return checks
 
 
@@ -220,26 +228,38 @@ def collect(config: PipelineConfig, started_at: float) -> RunSummary:
     return RunSummary(os.path.abspath(config.output_dir), data_dirs, time.time() - started_at, ingest, models)
 
 
+def _evaluation(md: _Metadata, node: str) -> tuple[dict[str, dict[str, float]], set, Any]:
+    """An Evaluator's metrics by model name, its failed thresholds and its blessing artifact."""
+    outputs = md.outputs(node)
+    evaluation = outputs.get("evaluation", [None])[0]
+    if evaluation is None:
+        return {}, set(), outputs.get("blessing", [None])[0]
+    return _metrics(evaluation.uri), _failures(evaluation.uri), outputs.get("blessing", [None])[0]
+
+
 def _model_result(md: _Metadata, config: PipelineConfig, model: str) -> ModelResult:
-    evaluator = md.outputs(f"Evaluator.{model}")
-    evaluation = evaluator.get("evaluation", [None])[0]
-    blessing = evaluator.get("blessing", [None])[0]
-    blessed = bool(blessing is not None and _custom(blessing, "blessed") == 1)
+    family = all_models()[model]
+    gate = config.gate_of(family)
+    by_model, failures, blessing = _evaluation(md, f"Evaluator.{model}")
     baseline_id = _custom(blessing, "baseline_model_id") if blessing is not None else None
     baseline = md.artifact_uri(baseline_id) if baseline_id else None
-    by_model = _metrics(evaluation.uri) if evaluation else {}
     metrics = by_model.get(gating.CANDIDATE) or by_model.get("", {})
     baseline_metrics = by_model.get(gating.BASELINE, {})
-    failures = _failures(evaluation.uri) if evaluation else set()
+    checks = _checks(gate, family.metrics, metrics, baseline_metrics, failures, baseline is not None)
+    sibling = family.siblings.get(model)
+    if sibling:
+        compared, compare_failures, _ = _evaluation(md, f"Compare.{model}")
+        candidate = compared.get(gating.CANDIDATE, {})
+        # Metrics relative to the sibling (RelaImpr) exist only in the comparison.
+        metrics = {**metrics, **{n: v for n, v in candidate.items() if n in family.sibling_metrics}}
+        checks += _sibling_checks(gate, sibling, candidate, compared.get(gating.BASELINE, {}), compare_failures)
+        blessing = md.outputs(f"Blessing.{model}").get("blessing", [None])[0]
+    blessed = bool(blessing is not None and _custom(blessing, "blessed") == 1)
     pushed = md.outputs(f"Pusher.{model}").get("pushed_model", [None])[0]
     pushed_path = None
     if blessed and pushed is not None and _custom(pushed, "pushed") == 1:
         pushed_path = _custom(pushed, "pushed_destination")
-    family = all_models()[model]
-    checks = _checks(config.gate_of(family), family.metrics, metrics, baseline_metrics, failures, baseline is not None,
-                     family.siblings.get(model))
-    return ModelResult(model, family.name, metrics, baseline, baseline_metrics, checks, blessed, pushed_path,
-                       family.siblings.get(model))
+    return ModelResult(model, family.name, metrics, baseline, baseline_metrics, checks, blessed, pushed_path, sibling)
 
 
 def write(summary: RunSummary, output_dir: str) -> None:

@@ -6,7 +6,10 @@ import json
 
 import pytest
 
-from components.gating import eval_config
+from google.protobuf import json_format
+
+from components.errors import UserError
+from components.gating import GateConfig, eval_config
 from pipeline import cli, configs
 from pipeline.families import NEWS
 from pipeline.pipeline import create_pipeline
@@ -62,6 +65,25 @@ def test_pipeline_has_one_trainer_evaluator_pusher_per_model(tmp_path):
              for m in metrics if m.threshold.HasField("change_threshold")}
     assert floors == {"GroupAUC": 0.5}
     assert drops == {"GroupAUC": 0.01, 'NDCGAtK{"k": 10}': 0.01}
+
+
+def test_sibling_comparison_checks_only_the_gains():
+    """The comparison with a sibling has `min_gain` as its only thresholds (candidate − sibling ≥
+    gain); the model's own gate keeps floors and drops and no gains."""
+    gate = GateConfig(min_value={"group_auc": 0.6}, max_drop={"group_auc": 0.01}, min_gain={"mrr": 0.0})
+    gate.validate(NEWS.metrics)
+
+    def thresholds(against_sibling):
+        metrics = eval_config(gate, NEWS.metrics, "labels", "scores", against_sibling=against_sibling)
+        return {m.class_name: json_format.MessageToDict(m.threshold)
+                for m in metrics.metrics_specs[0].metrics if m.HasField("threshold")}
+
+    assert thresholds(True) == {"MRR": {"changeThreshold": {"direction": "HIGHER_IS_BETTER", "absolute": 0.0}}}
+    assert thresholds(False) == {"GroupAUC": {
+        "valueThreshold": {"lowerBound": 0.6},
+        "changeThreshold": {"direction": "HIGHER_IS_BETTER", "absolute": -0.01}}}
+    with pytest.raises(UserError, match=r"gate.min_gain: unknown metrics \['rela_impr'\]"):
+        GateConfig(min_gain={"rela_impr": 0.0}).validate(NEWS.metrics)
 
 
 def _train_args(config, tmp_path):

@@ -65,8 +65,10 @@ def test_data_dir_flags_name_their_family(tmp_path):
 
 
 def test_sibling_baseline_and_pre_steps_in_the_graph(monkeypatch, tmp_path):
-    """A model gated against a sibling of the run gets that sibling's model as its TFMA baseline
-    (no resolver); a model with a pre-step trains with TrainerWithInputs fed by it."""
+    """A model gated against a sibling of the run keeps its own gate (resolver baseline: its
+    previous version, blessed by its combined blessing), is compared with the sibling's model of
+    the run by a second Evaluator, and is pushed on the blessing that needs both; a model with a
+    pre-step trains with TrainerWithInputs fed by it."""
     from components.trainer_with_inputs import TrainerWithInputs
     from pipeline import families
     from pipeline.pipeline import create_pipeline
@@ -78,8 +80,18 @@ def test_sibling_baseline_and_pre_steps_in_the_graph(monkeypatch, tmp_path):
     monkeypatch.setitem(families.FAMILIES, "news", news)
     config = configs.load_config("tiny", overrides={"models": ["nrms", "fum", "lstur"], "output_dir": str(tmp_path)})
     nodes = {c.id: c for c in create_pipeline(config).components}
-    assert "Baseline.fum" not in nodes and "Baseline.nrms" in nodes
-    assert nodes["Evaluator.fum"].inputs["baseline_model"].producer_component_id == "Trainer.nrms"
+    assert nodes["Evaluator.fum"].inputs["baseline_model"].producer_component_id == "Baseline.fum"
+    assert nodes["Compare.fum"].inputs["baseline_model"].producer_component_id == "Trainer.nrms"
+    assert nodes["Compare.fum"].inputs["model"].producer_component_id == "Trainer.fum"
+    blessing = nodes["Blessing.fum"]
+    assert {k: blessing.inputs[k].producer_component_id for k in ("own_gate", "sibling_gate")} == {
+        "own_gate": "Evaluator.fum", "sibling_gate": "Compare.fum"}
+    assert nodes["Pusher.fum"].inputs["model_blessing"].producer_component_id == "Blessing.fum"
+    assert nodes["Pusher.nrms"].inputs["model_blessing"].producer_component_id == "Evaluator.nrms"
+    assert "Compare.nrms" not in nodes and "Blessing.nrms" not in nodes
+    resolver_config = {m: nodes[f"Baseline.{m}"].exec_properties["source_uri"] for m in ("fum", "nrms")}
+    assert resolver_config["fum"]["blessing_id"] == "Blessing.fum"
+    assert resolver_config["nrms"]["blessing_id"] == "Evaluator.nrms"
     assert isinstance(nodes["Trainer.fum"], TrainerWithInputs) and not isinstance(nodes["Trainer.nrms"], TrainerWithInputs)
     assert [i for i in nodes if i.startswith("PreStep")] == ["PreStep.centers"]  # built once, shared
     assert nodes["Trainer.lstur"].inputs["pre_step_centers"].producer_component_id == "PreStep.centers"
