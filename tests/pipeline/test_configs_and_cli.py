@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from google.protobuf import json_format
 
 from components.errors import UserError
