@@ -1,0 +1,154 @@
+"""MFN: similarity and combination interests at two levels, target aggregation, ablations."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from ctr_fixtures import CATEGORIES, SIZES, TRAIN_ROWS, auc, batch, garbage_in_padding, predict, train, without_history
+from keras import ops
+
+from tests.model_checks import assert_save_load_round_trip
+from trainer.ctr.models.interests import CenterFitConfig, fit_interest_centers
+from trainer.ctr.models.mfn import MFN, CombinationInterests, InterestAggregation, MFNConfig
+
+
+def _np(x) -> np.ndarray:
+    return np.asarray(ops.convert_to_numpy(x))
+
+
+def _tiny(**overrides) -> MFN:
+    centers = overrides.pop("centers", None)
+    fixed = overrides.pop("fixed_embeddings", None)
+    return MFN(MFNConfig.preset("tiny", **{**SIZES, **overrides}), fixed_embeddings=fixed, centers=centers)
+
+
+def test_combination_interests_mask_padding_and_empty_histories():
+    layer = CombinationInterests(num_interests=3, heads=2, units=8)
+    rng = np.random.default_rng(0)
+    behaviours = rng.normal(size=(4, 6, 8)).astype("float32")
+    mask = np.array([[1] * 6, [1, 1, 1, 0, 0, 0], [1, 0, 0, 0, 0, 0], [0] * 6], "float32")
+    out = _np(layer(behaviours, mask))
+    assert out.shape == (4, 3, 8)
+    noisy = np.where(mask[..., None] > 0, behaviours, 100 * rng.normal(size=behaviours.shape)).astype("float32")
+    np.testing.assert_allclose(_np(layer(noisy, mask)), out, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(out[3], 0.0)  # no behaviour, no interest
+    np.testing.assert_allclose(out[2], np.broadcast_to(behaviours[2, 0], (3, 8)), rtol=1e-5)  # one: all of it
+
+
+def test_aggregation_normalises_over_its_own_interests():
+    layer = InterestAggregation((8,))
+    rng = np.random.default_rng(1)
+    interests = rng.normal(size=(5, 4, 6)).astype("float32")
+    target = rng.normal(size=(5, 6)).astype("float32")
+    vector, weights = (_np(v) for v in layer(interests, target))
+    np.testing.assert_allclose(weights.sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(vector, np.einsum("bk,bkd->bd", weights, interests), rtol=1e-4, atol=1e-6)
+
+
+def test_similarity_interests_are_assignment_transposed_times_embeddings(data):
+    inputs, _ = data
+    model = _tiny()
+    parts = model.interests(inputs)
+    history, _ = model.embed_items(inputs)
+    e = model.config.embedding_dim
+    mask = inputs["hist_mask"]
+    for level, columns in (("category", slice(0, 2 * e)), ("fine", slice(2 * e, 3 * e))):
+        p = _np(parts[level]["assignment"])
+        np.testing.assert_array_equal(p[mask == 0], 0.0)
+        np.testing.assert_allclose(p[mask > 0].sum(-1), 1.0, rtol=1e-5)
+        expected = np.einsum("bnk,bnd->bkd", p, _np(history)[..., columns])
+        np.testing.assert_allclose(_np(parts[level]["similarity"]), expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"use_pretrain": False}, {"use_combination": False}, {"vocab_size": 0}])
+def test_padding_changes_nothing_and_empty_histories_are_finite(data, overrides):
+    inputs, _ = data
+    if overrides.get("vocab_size") == 0:
+        inputs = {k: v for k, v in inputs.items() if not k.endswith("_words")}
+    model = _tiny(**overrides)
+    expected = _np(model(inputs))
+    assert expected.shape == (len(inputs["target_item"]),) and np.isfinite(expected).all()
+    noisy = garbage_in_padding(np.random.default_rng(1), {**inputs, "hist_words": data[0]["hist_words"]})
+    noisy = {k: v for k, v in noisy.items() if k in inputs}
+    np.testing.assert_allclose(_np(model(noisy)), expected, rtol=1e-5, atol=1e-5)
+    assert np.isfinite(_np(model(without_history(inputs), training=True))).all()
+
+
+def test_ablations_and_centers():
+    assert not _tiny().config.centers_trainable and _tiny(use_pretrain=False).config.centers_trainable
+    model = _tiny(use_combination=False)
+    model.build()
+    assert {kind for _, kind in model.aggregation} == {"similarity"} and not model.combination
+    with pytest.raises(ValueError, match=r"centers\['category'\] must be \(4, 16\)"):
+        _tiny(centers={"category": np.zeros((3, 16))}).build()
+    given = np.arange(4 * 16, dtype="float32").reshape(4, 16)
+    model = _tiny(centers={"category": given})
+    model.build()
+    np.testing.assert_array_equal(_np(model.centers["category"]), given)
+    assert not model.centers["category"].trainable
+
+
+def test_other_centers_give_other_predictions(data):
+    """The centers artifact really matters: the same weights with other centers score otherwise."""
+    inputs, _ = data
+    rng = np.random.default_rng(3)
+    fixed = {"item": rng.normal(size=(SIZES["num_items"], 8)), "categories": rng.normal(size=(SIZES["num_categories"], 8)),
+             "words": rng.normal(size=(SIZES["vocab_size"], 8))}  # pretrained vectors are not tiny
+    first = _tiny(fixed_embeddings=fixed, centers={"category": rng.normal(size=(4, 16)), "fine": rng.normal(size=(4, 8))})
+    first.build()
+    second = _tiny(fixed_embeddings=fixed, centers={"category": rng.normal(size=(4, 16)), "fine": rng.normal(size=(4, 8))})
+    second.build()
+    for a, b in zip(first.weights, second.weights):
+        if "centers" not in a.path:
+            b.assign(a)
+    a, b = (_np(m.interests(inputs)["category"]["similarity"]) for m in (first, second))
+    assert np.abs(a - b).max() > 0.1 * np.abs(a).max()  # other assignments, other interests
+    assert np.abs(_np(first(inputs)) - _np(second(inputs))).max() > 0  # and other scores
+
+
+def test_auxiliary_interest_loss_only_with_trainable_centers(data):
+    inputs, clicks = data
+    plain = _tiny(use_pretrain=False)
+    plain(inputs, training=True)
+    assert not plain.losses
+    aux = _tiny(use_pretrain=False, interest_loss_weight=0.5)
+    aux(inputs, training=True)
+    assert len(aux.losses) == 2  # one L_E per level
+    fixed = _tiny(interest_loss_weight=0.5)  # fixed E and C: L_E is a constant, not added
+    fixed(inputs, training=True)
+    assert not fixed.losses
+
+
+@pytest.mark.parametrize("overrides", [{}, {"use_pretrain": False, "interest_loss_weight": 0.1}])
+def test_save_load_round_trip(data, tmp_path, overrides):
+    inputs, clicks = data
+    assert_save_load_round_trip(_tiny(**overrides), inputs, clicks, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def planted():
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x_train, y_train, _ = batch(rng, TRAIN_ROWS)
+    x_eval, y_eval, _ = batch(rng, 4000)
+    # Fixed tables as an auxiliary model would give: items of a topic near each other.
+    fixed_item = rng.normal(size=(SIZES["num_items"], 8)).astype("float32") * 0.3
+    fixed_item[2:] += 2.0 * rng.normal(size=(8, 8)).astype("float32")[CATEGORIES[2:, 0] - 2]
+    fixed = {"item": fixed_item, "categories": rng.normal(size=(SIZES["num_categories"], 8)).astype("float32"),
+             "words": rng.normal(size=(SIZES["vocab_size"], 8)).astype("float32")}
+    probe = _tiny(fixed_embeddings=fixed)
+    probe.build()
+    vectors = probe._fixed_behaviours(x_train)
+    mask = x_train["hist_mask"]
+    centers = {level: fit_interest_centers(_np(v), mask, CenterFitConfig(num_interests=4, steps=200, batch_size=256))
+               for level, v in vectors.items()}
+    model = _tiny(fixed_embeddings=fixed, centers=centers)
+    untrained = auc(predict(model, x_eval), y_eval)
+    train(model, x_train, y_train)
+    return {"untrained": untrained, "mfn": auc(predict(model, x_eval), y_eval)}
+
+
+def test_learns_planted_interests(planted):
+    assert 0.35 < planted["untrained"] < 0.65, planted["untrained"]
+    assert planted["mfn"] > 0.85, planted["mfn"]
