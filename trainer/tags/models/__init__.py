@@ -11,12 +11,15 @@ import keras
 
 from trainer.config_base import ModelRegistry
 from trainer.tags.models.tag_model import TagModel, TagModelConfig
+from trainer.tags.models.utpm import UTPM, UTPMConfig
 from trainer.tags.models.youtube_dnn import YouTubeDNN, YouTubeDNNConfig
 
 __all__ = [
     "MODELS",
     "TagModel",
     "TagModelConfig",
+    "UTPM",
+    "UTPMConfig",
     "YouTubeDNN",
     "YouTubeDNNConfig",
     "build_model",
@@ -25,6 +28,7 @@ __all__ = [
 
 MODELS = ModelRegistry({
     "youtube_dnn": (YouTubeDNNConfig, YouTubeDNN),
+    "utpm": (UTPMConfig, UTPM),
 })
 
 
