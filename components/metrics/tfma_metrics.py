@@ -1,8 +1,8 @@
-"""TFMA custom metrics: GroupAUC, MRR, NDCGAtK, PrecisionAtK and RelaImpr.
+"""TFMA custom metrics: GroupAUC, MRR, NDCGAtK, PrecisionAtK, GlobalAUC and RelaImpr.
 
-TFMA has no group AUC, MRR, per-user Prec@K or RelaImpr, and its query-based path needs one row
-per (impression, candidate), which would copy every history once per candidate. Our eval examples
-are whole units instead (docs/architecture.md):
+TFMA has no group AUC, MRR, per-user Prec@K, exact global AUC over masked slots or RelaImpr, and
+its query-based path needs one row per (impression, candidate), which would copy every history
+once per candidate. Our eval examples are whole units instead (docs/architecture.md):
 
 * **news ranking** — one example per impression: the model's ``serving_default`` returns the
   scores of all candidates (padded to the batch's longest impression) and the ``labels`` feature
@@ -10,7 +10,11 @@ are whole units instead (docs/architecture.md):
   per-impression value;
 * **tag profiling** — one example per user: the label is a multi-hot vector over the tag
   vocabulary and the prediction the tag scores aligned with it, so PrecisionAtK averages a
-  per-user value.
+  per-user value;
+* **CTR** — one example per user: the prediction holds the click probabilities of the user's
+  eval items ``[E]`` (padded to the batch's longest user) and the label (from the model's
+  ``labels`` signature) their clicks, −1 in padded slots; GlobalAUC pools every real slot of
+  every user and computes one exact ROC AUC at the end.
 
 Every per-example value comes from :mod:`components.metrics.reference`, the single source of
 truth, so the gate and the reference agree by construction (and tests check it end to end through
@@ -165,10 +169,86 @@ class PrecisionAtK(tfma.metrics.Metric):
         return {**super().get_config(), "k": self.k}
 
 
-# The AUC metrics RelaImpr can be built on: TFMA's global AUC (CTR family, one row per
-# (history, target)) or our per-impression GroupAUC (news family).
+class _PooledAUC(beam.CombineFn):
+    """Collects (label, score) of every real slot (label ≥ 0) of every example; the exact ROC
+    AUC of all of them at the end (`reference.global_auc`, ties count 1/2).
+
+    Padded slots carry label −1; the real slots come first in each example, so the scores are
+    cut to the number of real labels (the prediction may be padded wider than the labels).
+    """
+
+    def __init__(self, key: metric_types.MetricKey, eval_config):
+        self._key = key
+        self._eval_config = eval_config
+
+    def create_accumulator(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        return [], []
+
+    def add_input(self, acc, element: metric_types.StandardMetricInputs):
+        labels_acc, scores_acc = acc
+        for label, prediction, _ in metric_util.to_label_prediction_example_weight(
+            element,
+            eval_config=self._eval_config,
+            model_name=self._key.model_name,
+            output_name=self._key.output_name,
+            flatten=False,
+            squeeze=False,
+        ):
+            labels = np.asarray(label, np.float64).reshape(-1)
+            labels = labels[labels >= 0]
+            labels_acc.append(labels)
+            scores_acc.append(np.asarray(prediction, np.float64).reshape(-1)[: len(labels)])
+        return labels_acc, scores_acc
+
+    def merge_accumulators(self, accs):
+        labels, scores = [], []
+        for acc_labels, acc_scores in accs:
+            labels += acc_labels
+            scores += acc_scores
+        return labels, scores
+
+    def compact(self, acc):
+        labels, scores = acc
+        return ([np.concatenate(labels)], [np.concatenate(scores)]) if len(labels) > 1 else acc
+
+    def extract_output(self, acc) -> dict[metric_types.MetricKey, float]:
+        labels, scores = acc
+        if not labels:
+            return {self._key: float("nan")}
+        return {self._key: reference.global_auc(np.concatenate(labels), np.concatenate(scores))}
+
+
+def _pooled_auc_computations(name: str, eval_config=None, model_names=None, output_names=None, example_weighted=False):
+    computations = []
+    for model_name in model_names or [""]:
+        for output_name in output_names or [""]:
+            key = metric_types.MetricKey(
+                name=name, model_name=model_name, output_name=output_name, example_weighted=example_weighted
+            )
+            computations.append(
+                metric_types.MetricComputation(keys=[key], preprocessors=None, combiner=_PooledAUC(key, eval_config))
+            )
+    return computations
+
+
+class GlobalAUC(tfma.metrics.Metric):
+    """Exact ROC AUC over every real (example, slot) pair at once: the CTR family's AUC.
+
+    Each TFMA example may score several items (one CTR eval user's later events); slots whose
+    label is negative (−1: padding) are left out, all others are pooled across examples and the
+    AUC is computed once, exactly (Mann-Whitney, ties 1/2: `reference.global_auc`), not over
+    TFMA's 10,000 threshold buckets. NaN when the pooled labels are all 0 or all 1.
+    """
+
+    def __init__(self, name: str = "auc"):
+        super().__init__(_pooled_auc_computations, name=name)
+
+
+# The AUC metrics RelaImpr can be built on: our exact GlobalAUC over masked per-user rows (CTR
+# family; it replaces TFMA's bucketed AUC under the name "auc") or our per-impression GroupAUC
+# (news family).
 _AUC_METRICS: dict[str, Callable[[], tfma.metrics.Metric]] = {
-    "auc": tfma.metrics.AUC,
+    "auc": GlobalAUC,
     "group_auc": GroupAUC,
 }
 
@@ -262,7 +342,8 @@ class RelaImpr(tfma.metrics.Metric):
 
         metrics_specs {
           metrics {
-            class_name: "AUC"
+            class_name: "GlobalAUC"
+            module: "components.metrics.tfma_metrics"
             threshold { value_threshold { lower_bound { value: 0.6 } } }
           }
           metrics {
@@ -276,8 +357,8 @@ class RelaImpr(tfma.metrics.Metric):
         }
 
     Args:
-        auc_metric: ``"auc"`` for TFMA's built-in global ROC AUC (CTR family: one example per
-            (history, target), bucketed over 10,000 thresholds) or ``"group_auc"`` for the mean
+        auc_metric: ``"auc"`` for :class:`GlobalAUC`, the exact ROC AUC over every real slot
+            of every example (CTR family: one example per user, padded slots labelled −1), or ``"group_auc"`` for the mean
             per-impression AUC of :class:`GroupAUC` (news family).
         name: Metric name; defaults to ``rela_impr``.
 

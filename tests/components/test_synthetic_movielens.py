@@ -35,8 +35,10 @@ def read_csv(path: pathlib.Path) -> tuple[list[str], list[list[str]]]:
 
 
 def test_movielens_presets_and_invalid_names():
-    with pytest.raises(ValueError, match="tiny, demo"):
+    with pytest.raises(ValueError, match="tiny, small, demo"):
         synthetic.SyntheticMovieLensConfig.preset("huge")
+    small = synthetic.SyntheticMovieLensConfig.preset("small")  # the CTR family's tiny runs
+    assert small.num_users == 5 * synthetic.SyntheticMovieLensConfig.preset("tiny").num_users
 
 
 def test_movielens_config_validation():

@@ -66,6 +66,18 @@ CTR_ROWS = [
 ]
 
 
+# CTR as the family evaluates it: one example per user with their eval items' ratings (click =
+# rating >= 4) and scores, of different lengths (padding in every batch), one user with clicks
+# only, one without, and tied scores across users (exact AUC counts ties 1/2).
+CTR_USERS = [
+    {"rating": [5.0, 2.0, 4.0], "score": [0.9, 0.3, 0.6], "base_score": [0.6, 0.5, 0.4]},
+    {"rating": [1.0], "score": [0.6], "base_score": [0.2]},
+    {"rating": [4.5, 4.0], "score": [0.8, 0.2], "base_score": [0.7, 0.9]},
+    {"rating": [3.0, 3.5, 2.5, 5.0], "score": [0.1, 0.6, 0.2, 0.7], "base_score": [0.3, 0.8, 0.1, 0.6]},
+    {"rating": [2.0, 1.5], "score": [0.25, 0.05], "base_score": [0.5, 0.45]},
+]
+
+
 class _ScoreReader(tf.Module):
     """A "model" whose scores are a float-list feature of its input tf.Examples.
 
@@ -81,6 +93,28 @@ class _ScoreReader(tf.Module):
     def serve(self, examples):
         parsed = tf.io.parse_example(examples, {self._feature: tf.io.VarLenFeature(tf.float32)})
         return {"scores": tf.sparse.to_dense(parsed[self._feature], default_value=1e3)}
+
+
+class _UserScorer(_ScoreReader):
+    """A CTR "model": ``serving_default`` as `_ScoreReader`, plus the ``labels`` signature that
+    turns each user's ratings into clicks (rating >= 4), −1 in padded slots."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def labels(self, examples):
+        parsed = tf.io.parse_example(examples, {"rating": tf.io.VarLenFeature(tf.float32)})
+        ratings = tf.RaggedTensor.from_sparse(parsed["rating"])
+        return {"clicks": tf.cast(ratings >= 4.0, tf.float32).to_tensor(default_value=-1.0)}
+
+
+@pytest.fixture(scope="module")
+def user_model_paths(tmp_path_factory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("user_models")
+    paths = {}
+    for name, feature in (("candidate", "score"), ("baseline", "base_score")):
+        module = _UserScorer(feature)
+        paths[name] = str(root / name)
+        tf.saved_model.save(module, paths[name], signatures={"serving_default": module.serve, "labels": module.labels})
+    return paths
 
 
 @pytest.fixture(scope="module")
@@ -111,10 +145,11 @@ def _metric(class_name: str, threshold: config_pb2.MetricThreshold | None = None
 
 
 def _eval_config(
-    label_key: str, metrics: list[config_pb2.MetricConfig], with_baseline: bool = True
+    label_key: str, metrics: list[config_pb2.MetricConfig], with_baseline: bool = True, label_signature: str = ""
 ) -> config_pb2.EvalConfig:
     """A candidate-plus-baseline config (the Evaluator's when a blessed model exists) or a one-model one."""
-    spec = {"signature_name": "serving_default", "label_key": label_key, "prediction_key": "scores"}
+    spec = {"signature_name": "serving_default", "label_key": label_key, "prediction_key": "scores",
+            "preprocessing_function_names": [label_signature] if label_signature else []}
     model_specs = [config_pb2.ModelSpec(name="candidate" if with_baseline else "", **spec)]
     if with_baseline:
         model_specs.append(config_pb2.ModelSpec(name="baseline", is_baseline=True, **spec))
@@ -247,7 +282,7 @@ def _ctr_config(rela_impr_threshold: config_pb2.MetricThreshold) -> config_pb2.E
     return _eval_config(
         "label",
         [
-            config_pb2.MetricConfig(class_name="AUC", threshold=auc_floor),
+            _metric("GlobalAUC", auc_floor),
             _metric("RelaImpr", rela_impr_threshold, auc_metric="auc"),
         ],
     )
@@ -313,3 +348,34 @@ def test_value_threshold_on_rela_impr_blocks_a_first_run(ctr_first_run_value_gat
     (failure,) = [f for s in validation.metric_validations_per_slice for f in s.failures]
     assert (failure.metric_key.name, failure.metric_key.is_diff) == ("rela_impr", False)
     assert failure.message == "Metric not found."
+
+
+@pytest.fixture(scope="module")
+def ctr_users(tmp_path_factory, user_model_paths):
+    """The CTR family's gate: per-user examples, labels from the `labels` signature, exact
+    GlobalAUC and RelaImpr over it (candidate better than the baseline)."""
+    eval_config = _eval_config(
+        "clicks", [_metric("GlobalAUC"), _metric("RelaImpr", _no_regression(), auc_metric="auc")],
+        label_signature="labels",
+    )
+    return _run_tfma(tmp_path_factory.mktemp("ctr_users"), user_model_paths, eval_config, CTR_USERS)
+
+
+def _ctr_flat(score: str) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.concatenate([np.asarray(u["rating"]) >= 4.0 for u in CTR_USERS]).astype(np.int64)
+    return labels, np.concatenate([u[score] for u in CTR_USERS])
+
+
+@pytest.mark.parametrize("model, score", [("candidate", "score"), ("baseline", "base_score")])
+def test_global_auc_over_masked_user_rows_equals_reference(ctr_users, model, score):
+    metrics, _ = ctr_users
+    expected = reference.global_auc(*_ctr_flat(score))
+    assert metrics["auc", model, False] == pytest.approx(expected, abs=TOL)
+
+
+def test_rela_impr_over_global_auc_per_user_rows(ctr_users):
+    metrics, validation = ctr_users
+    expected = reference.rela_impr(reference.global_auc(*_ctr_flat("score")), reference.global_auc(*_ctr_flat("base_score")))
+    assert expected > 0
+    assert metrics["rela_impr", "candidate", False] == pytest.approx(expected, abs=TOL)
+    assert validation.validation_ok, validation

@@ -1,0 +1,27 @@
+"""The CTR family's configs and data-source check (trainer/ctr/config.py)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from trainer.ctr.config import CTRTransformConfig, prepare_data
+
+from components.errors import UserError
+from pipeline import configs
+
+
+def test_taobao_is_refused_before_the_run_with_the_field_named(tmp_path):
+    config = configs.load_config("tiny", overrides={"models": ["embedding_mlp"]}, data_dirs=[str(tmp_path)],
+                                 dataset="taobao")
+    assert config.families["ctr"].dataset == "taobao"
+    with pytest.raises(UserError, match="families.ctr.dataset: 'taobao' is not wired yet"):
+        prepare_data("taobao", str(tmp_path), "tiny", io.StringIO())
+
+
+def test_transform_config_rejects_non_positive_sizes():
+    with pytest.raises(ValueError, match="history_length: must be at least 1"):
+        CTRTransformConfig(history_length=0)
+    with pytest.raises(configs.ConfigError, match="families.ctr.transform: .*max_categories"):
+        configs.load_config("tiny", overrides={"models": ["din", "embedding_mlp"],
+                                               "families": {"ctr": {"transform": {"max_categories": 0}}}})

@@ -1,0 +1,227 @@
+"""Input pipeline of the CTR family: item table, (history, target, click) samples, batching.
+
+Transformed sequence rows carry item ids only; item content (categories, title words) lives
+once in :class:`ItemTable`, indexed by item id, and batches gather from it (as the news table
+does), so no history is copied with its content on disk.
+
+**Training samples** (DIN/MFN's pointwise protocol on a user's time-ordered train events):
+every event at position i ≥ 1 of a user's train sequence is a target, and its history is the
+up to H events just before it (positions max(0, i − H) … i − 1), oldest first, padded at the
+end and masked. The history holds *every* earlier rated item, clicked or not: it is what the
+user watched, and the rating decides only the target's label. The first event has no history
+and is never a target, so a user with n train events gives n − 1 samples.
+
+**Label** (MovieLens): click = rating ≥ 4 (`trainer.ctr.config.CLICK_RATING`).
+
+**Evaluation** (the Trainer's reference numbers; the gate is TFMA's, on the same protocol):
+each eval user's later events are scored against the user's last H *train* events (the eval
+row's ``history``), and the ROC AUC is taken over all (user, event) pairs at once.
+
+Batches follow the model input contract of `trainer/ctr/models/ctr_model.py`: ``hist_item``
+``[B, H]``, ``hist_categories`` ``[B, H, C]``, ``hist_words`` ``[B, H, L]``, ``hist_mask``,
+``target_item`` ``[B]``, ``target_categories`` ``[B, C]``, ``target_words`` ``[B, L]``; ids 0 =
+padding, 1 = unknown (an item missing from the catalog keeps id 1 and a trained row).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterable
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from components.errors import UserError
+from trainer.ctr.config import CLICK_RATING, CTRTransformConfig
+from trainer.ctr.preprocessing import ITEM_VOCAB
+from trainer.transform_ops import PAD_ID, table_size
+
+FeatureSpec = dict[str, Any]
+"""A transformed feature spec (`tft.TFTransformOutput.transformed_feature_spec()`)."""
+
+CONTENT_FIELDS = ("categories", "words")
+SEQUENCE_FEATURES = ("items", "ratings")
+EVAL_FEATURES = ("items", "ratings", "history")
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemTable:
+    """Item content by item id (row 0 = padding, row 1 = unknown item: both all-padding)."""
+
+    fields: dict[str, np.ndarray]
+    """``categories`` ``[N, C]`` and ``words`` ``[N, L]`` int32, padded with 0."""
+
+    @property
+    def num_items(self) -> int:
+        return len(self.fields["categories"])
+
+    def gather(self, indices: tf.Tensor, fields: Iterable[str]) -> dict[str, tf.Tensor]:
+        return {f: tf.gather(self.fields[f], indices) for f in fields}
+
+
+def _parse(files: list[str], feature_spec: FeatureSpec, keys: Iterable[str]) -> tf.data.Dataset:
+    spec = {k: v for k, v in feature_spec.items() if k in set(keys)}
+    options = tf.data.Options()
+    options.autotune.enabled = False  # see trainer/news/input.py: a slow iterator teardown otherwise
+    return (
+        tf.data.TFRecordDataset(files, compression_type="GZIP")
+        .batch(1024)
+        .map(lambda x: tf.io.parse_example(x, spec), num_parallel_calls=tf.data.AUTOTUNE)
+        .with_options(options)
+    )
+
+
+def empty_table(num_items: int, cfg: CTRTransformConfig) -> ItemTable:
+    return ItemTable({"categories": np.zeros((num_items, cfg.max_categories), np.int32),
+                      "words": np.zeros((num_items, cfg.title_length), np.int32)})
+
+
+def load_item_table(item_files: list[str], tft_output: tft.TFTransformOutput, cfg: CTRTransformConfig) -> ItemTable:
+    """Reads the transformed `items` split into dense arrays (one pass)."""
+    table = empty_table(table_size(tft_output, ITEM_VOCAB), cfg)
+    widths = {"categories": cfg.max_categories, "words": cfg.title_length}
+    for batch in _parse(item_files, tft_output.transformed_feature_spec(), ("item_index",) + CONTENT_FIELDS):
+        index = batch["item_index"].numpy()
+        for f in CONTENT_FIELDS:
+            value = tf.sparse.reset_shape(batch[f], [batch[f].dense_shape[0], widths[f]])
+            table.fields[f][index] = tf.sparse.to_dense(value).numpy()
+    return table
+
+
+def _ragged_rows(batch: dict[str, Any]) -> dict[str, Any]:
+    # Ragged, not dense: a dense row would be padded to the widest user of its parse batch.
+    return {k: tf.RaggedTensor.from_sparse(v) if isinstance(v, tf.SparseTensor) else v for k, v in batch.items()}
+
+
+def users(files: list[str], feature_spec: FeatureSpec, keys: Iterable[str] = SEQUENCE_FEATURES) -> tf.data.Dataset:
+    """Transformed sequence rows, one element per user: ``items`` [n], ``ratings`` [n] (each
+    user's own length), ..."""
+    return _parse(files, feature_spec, keys).map(_ragged_rows).unbatch()
+
+
+def clicks(ratings: tf.Tensor) -> tf.Tensor:
+    """The click rule (MovieLens): 1.0 for a rating ≥ `CLICK_RATING`, else 0.0."""
+    return tf.cast(ratings >= CLICK_RATING, tf.float32)
+
+
+def user_samples(items: tf.Tensor, ratings: tf.Tensor, history_length: int) -> dict[str, tf.Tensor]:
+    """One user's training samples: every event i ≥ 1 with the up to H events before it.
+
+    Returns ``history`` ``[n − 1, H]`` (oldest first, padded with 0 at the end), ``target``
+    ``[n − 1]`` and ``click`` ``[n − 1]``; empty for a user with fewer than two events.
+    """
+    n = tf.size(items)
+    target_pos = tf.range(1, tf.maximum(n, 1))
+    start = tf.maximum(target_pos - history_length, 0)
+    slots = start[:, None] + tf.range(history_length)[None, :]
+    real = slots < target_pos[:, None]
+    history = tf.where(real, tf.gather(items, tf.minimum(slots, tf.maximum(n - 1, 0))), tf.constant(PAD_ID, items.dtype))
+    return {"history": history, "target": tf.gather(items, target_pos), "click": clicks(tf.gather(ratings, target_pos))}
+
+
+def to_model_inputs(history: tf.Tensor, target: tf.Tensor, table: ItemTable, fields: Iterable[str]) -> dict[str, tf.Tensor]:
+    """Item ids → the CTR input dict for the model's `fields` (see the module docstring)."""
+    content = [f for f in fields if f != "item"]
+    out = {f"hist_{k}": v for k, v in table.gather(history, content).items()}
+    out.update({f"target_{k}": v for k, v in table.gather(target, content).items()})
+    out["hist_item"] = tf.cast(history, tf.int32)
+    out["target_item"] = tf.cast(target, tf.int32)
+    out["hist_mask"] = tf.cast(history != PAD_ID, tf.float32)
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleCounts:
+    """What sample construction makes of the train split (one pass, logged by the Trainer)."""
+
+    users: int
+    """Users in the train split."""
+    single_event_users: int
+    """Users with one train event: no sample (nothing before it to use as history)."""
+    events: int
+    """Train events of all users."""
+    samples: int
+    """Training samples: one per event after each user's first."""
+    clicks: int
+    """Samples whose target was rated ≥ 4."""
+
+    def describe(self) -> str:
+        share = self.clicks / self.samples if self.samples else 0.0
+        return (
+            f"{self.users} training users ({self.single_event_users} with one event, no sample), "
+            f"{self.events} events: {self.samples} samples (every event after a user's first), "
+            f"{self.clicks} clicks ({100 * share:.1f}%, rating >= {CLICK_RATING:g})"
+        )
+
+
+def sample_counts(files: list[str], feature_spec: FeatureSpec) -> SampleCounts:
+    """Counts users, events, samples and clicks (reads the ids once).
+
+    Raises:
+        UserError: when events carry no rating (the click rule needs one per event).
+    """
+    def counts(user):
+        n = tf.size(user["items"], out_type=tf.int64)
+        as_int = lambda b: tf.cast(b, tf.int64)  # noqa: E731
+        return tf.stack([
+            tf.constant(1, tf.int64), as_int(n == 1), n, tf.maximum(n - 1, 0),
+            tf.reduce_sum(as_int(clicks(user["ratings"][1:]))), tf.size(user["ratings"], out_type=tf.int64),
+        ])
+
+    total = users(files, feature_spec).map(counts).reduce(tf.zeros([6], tf.int64), lambda a, b: a + b).numpy()
+    if total[5] != total[2]:
+        raise UserError(
+            f"ratings: {total[2]} train events but {total[5]} ratings; the CTR family derives clicks "
+            f"from MovieLens ratings (rating >= {CLICK_RATING:g})"
+        )
+    return SampleCounts(*(int(v) for v in total[:5]))
+
+
+def training_dataset(
+    files: list[str],
+    feature_spec: FeatureSpec,
+    table: ItemTable,
+    fields: Iterable[str],
+    history_length: int,
+    batch_size: int,
+    seed: int,
+    shuffle_buffer: int = 10_000,
+) -> tf.data.Dataset:
+    """Endless shuffled batches of (model inputs, clicks) for `model.fit`."""
+    tf.random.set_seed(seed)
+    fields = tuple(fields)
+    return (
+        users(files, feature_spec)
+        .repeat()
+        .flat_map(lambda u: tf.data.Dataset.from_tensor_slices(user_samples(u["items"], u["ratings"], history_length)))
+        .shuffle(shuffle_buffer, seed=seed)
+        .batch(batch_size, drop_remainder=True)
+        .map(lambda s: (to_model_inputs(s["history"], s["target"], table, fields), s["click"]),
+             num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def evaluation_batches(
+    files: list[str], feature_spec: FeatureSpec, table: ItemTable, fields: Iterable[str], batch_size: int
+) -> tf.data.Dataset:
+    """Eval users' events scored against their train history, flattened to rows.
+
+    Each element is ``(inputs, clicks, real)`` over ``B * E_max`` rows (E_max: the batch's
+    longest eval sequence); ``real`` is False on padded slots.
+    """
+    fields = tuple(fields)
+
+    def flatten(user):
+        targets = user["items"]
+        width = tf.shape(targets)[1]
+        history = tf.repeat(user["history"], width, axis=0)  # [B * E, H], row-major like targets
+        flat = tf.reshape(targets, [-1])
+        real = tf.reshape(tf.sequence_mask(user["length"], width), [-1])
+        return to_model_inputs(history, flat, table, fields), tf.reshape(clicks(user["ratings"]), [-1]), real
+
+    def with_length(user):
+        return {**user, "length": tf.size(user["items"])}
+
+    return users(files, feature_spec, EVAL_FEATURES).map(with_length).padded_batch(batch_size).map(flatten)

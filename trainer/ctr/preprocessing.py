@@ -1,0 +1,93 @@
+"""Transform's preprocessing_fn for the CTR family (behaviour sequences, MovieLens format).
+
+One graph handles the three row kinds of the sequence ExampleGen
+(`components/ingest/sequence_example_gen.py`):
+
+* sequence rows (``train``, ``eval``) → ``items`` (each event's item id, oldest first,
+  variable-length), ``ratings`` (passed through; the click rule is applied by the trainer and
+  the export, `config.CLICK_RATING`), and for eval rows ``history`` (the user's last H train
+  items, oldest first, padded at the end) with ``history_mask``;
+* catalog rows (``items``) → ``item_index`` and the item's content: ``categories`` (MovieLens
+  genres, or the Taobao category; up to `max_categories`) and ``words`` (title tokens without
+  the "(year)" suffix, up to `title_length`; none for Taobao).
+
+The item vocabulary comes from the catalog, so item ids become row numbers of the trainer's
+item table (as news ids do in the news family); a rated item missing from the catalog maps to
+the unknown id. Every id space reserves 0 for padding and 1 for unknown
+(`trainer/transform_ops.py`). Item ids are looked up as decimal strings, so the export can map
+the raw string ids of the ``pctr`` signature with the same vocabulary file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from trainer.ctr.config import CTRTransformConfig
+from trainer.transform_ops import PAD_ID, id_or_pad, ids, scalar, tokenize
+
+ITEM_VOCAB = "items"
+CATEGORY_VOCAB = "categories"
+WORD_VOCAB = "words"
+
+_YEAR_SUFFIX = r"\s*\(\d{4}\)\s*$"
+
+
+def _strings(sparse: tf.SparseTensor) -> tf.SparseTensor:
+    """An int64 id feature as decimal strings (the vocabularies' key type)."""
+    values = sparse.values if sparse.dtype == tf.string else tf.strings.as_string(sparse.values)
+    return tf.SparseTensor(sparse.indices, values, sparse.dense_shape)
+
+
+def _ragged_ids(sparse: tf.SparseTensor, vocab) -> tf.RaggedTensor:
+    ragged = tf.RaggedTensor.from_sparse(_strings(sparse))
+    return ragged.with_flat_values(ids(ragged.flat_values, vocab))
+
+
+def recent_history(history: tf.SparseTensor, vocab, length: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """The last `length` train items (oldest first), padded at the end, and their mask."""
+    ragged = _ragged_ids(history, vocab)[:, -length:]
+    items = ragged.to_tensor(default_value=PAD_ID, shape=[None, length])
+    # Unknown items (id 1) are real behaviours with a trained row: only padding is masked.
+    return items, tf.cast(items != PAD_ID, tf.float32)
+
+
+def _categories(inputs: dict[str, Any], vocab_input: bool, cfg: CTRTransformConfig, vocab=None):
+    """Each catalog row's categories: MovieLens genres, then a Taobao category id (one source
+    is empty for each dataset), truncated to `max_categories`."""
+    both = tf.concat(
+        [tf.RaggedTensor.from_sparse(_strings(inputs["genres"])),
+         tf.RaggedTensor.from_sparse(_strings(inputs["category_id"]))], axis=1,
+    )
+    if vocab_input:
+        return both.flat_values
+    both = both[:, : cfg.max_categories]
+    return both.with_flat_values(ids(both.flat_values, vocab)).to_sparse()
+
+
+def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """TFX Transform entry point (referenced by dotted path from pipeline/families.py)."""
+    cfg = CTRTransformConfig.from_dict(custom_config or {})
+    item_id = scalar(_strings(inputs["item_id"]), "")
+    items = tft.vocabulary(tf.boolean_mask(item_id, item_id != ""), vocab_filename=ITEM_VOCAB)
+    categories = tft.vocabulary(_categories(inputs, True, cfg), vocab_filename=CATEGORY_VOCAB)
+    title = tf.strings.regex_replace(scalar(inputs["title"], ""), _YEAR_SUFFIX, "")
+    tokens = tokenize(title)
+    words = tft.vocabulary(tokens.flat_values, top_k=cfg.max_words, vocab_filename=WORD_VOCAB)
+    tokens = tokens[:, : cfg.title_length]
+    history, history_mask = recent_history(inputs["history_item_ids"], items, cfg.history_length)
+    return {
+        "user_id": scalar(inputs["user_id"], tf.constant(-1, tf.int64)),
+        "items": _ragged_ids(inputs["item_ids"], items).to_sparse(),
+        "ratings": inputs["ratings"],
+        "history": history,
+        "history_mask": history_mask,
+        "item_index": id_or_pad(item_id, items),
+        "categories": _categories(inputs, False, cfg, categories),
+        "words": tokens.with_flat_values(ids(tokens.flat_values, words)).to_sparse(),
+    }
+
+
+__all__ = ["CATEGORY_VOCAB", "ITEM_VOCAB", "WORD_VOCAB", "preprocessing_fn", "recent_history"]

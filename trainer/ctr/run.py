@@ -1,0 +1,111 @@
+"""The CTR family's Trainer hooks (its ``run_fn`` is ``trainer.ctr.run.run_fn``).
+
+The generic loop (`trainer/loop.py`) calls them: the item table and the sample counts are read
+once (`prepare`), the model comes from the CTR registry sized by the Transform vocabularies
+(no title words, as on Taobao: ``vocab_size`` 0), training samples are (history, target,
+click) rows of each user's train sequence (`trainer/ctr/input.py`), evaluation is the global
+ROC AUC over every eval user's later events scored against their train history (the reference
+of TFMA's gate), and the export carries ``pctr`` (`trainer/ctr/export.py`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from components.metrics import reference
+from trainer import loop
+from trainer.ctr import export as ctr_export
+from trainer.ctr import input as ctr_input
+from trainer.ctr.config import CTRTrainingConfig, CTRTransformConfig
+from trainer.ctr.models import MODELS
+from trainer.ctr.preprocessing import CATEGORY_VOCAB, ITEM_VOCAB, WORD_VOCAB
+from trainer.transform_ops import table_size
+
+
+@dataclasses.dataclass
+class CTRData(loop.TrainingData):
+    """The item table, the sample counts, the transformed training files and the Transform sizes."""
+
+    table: ctr_input.ItemTable
+    counts: ctr_input.SampleCounts
+    train_files: list[str]
+    feature_spec: ctr_input.FeatureSpec
+    transform: CTRTransformConfig
+
+    @property
+    def samples(self) -> int:
+        return self.counts.samples
+
+    def describe(self) -> str:
+        return self.counts.describe()
+
+
+def model_sizes(tft_output: tft.TFTransformOutput) -> dict[str, int]:
+    """Table sizes of the CTR models; ``vocab_size`` 0 when the catalog has no titles."""
+    words = tft_output.vocabulary_size_by_name(WORD_VOCAB)
+    return {
+        "num_items": table_size(tft_output, ITEM_VOCAB),
+        "num_categories": table_size(tft_output, CATEGORY_VOCAB),
+        "vocab_size": table_size(tft_output, WORD_VOCAB) if words else 0,
+    }
+
+
+def evaluate_users(model: keras.Model, dataset: tf.data.Dataset) -> dict[str, float]:
+    """Global ROC AUC over every (eval user, eval event) pair (`reference.global_auc`)."""
+    predict = tf.function(lambda x: model(x, training=False), input_signature=[dataset.element_spec[0]])
+    labels, scores = [], []
+    for inputs, clicks, real in dataset:
+        mask = real.numpy()
+        labels.append(clicks.numpy()[mask])
+        scores.append(predict(inputs).numpy()[mask])
+    y, s = np.concatenate(labels), np.concatenate(scores)
+    return {"auc": reference.global_auc(y, s), "events": int(len(y)), "clicks": int(y.sum())}
+
+
+class CTRHooks(loop.FamilyHooks[CTRTrainingConfig, CTRData]):
+    """Training, evaluation and export of the CTR models."""
+
+    config_class = CTRTrainingConfig
+    models = MODELS
+
+    def prepare(self, fn_args: Any, cfg: CTRTrainingConfig, tft_output: tft.TFTransformOutput) -> CTRData:
+        transform_cfg = CTRTransformConfig.from_dict(cfg.transform)
+        table = ctr_input.load_item_table(loop.split_files(fn_args.train_files, "items"), tft_output, transform_cfg)
+        spec = tft_output.transformed_feature_spec()
+        train_files = loop.split_files(fn_args.train_files)
+        return CTRData(table, ctr_input.sample_counts(train_files, spec), train_files, spec, transform_cfg)
+
+    def build(self, cfg: CTRTrainingConfig, data: CTRData, tft_output: tft.TFTransformOutput) -> keras.Model:
+        return MODELS.build(cfg.model, cfg.model_config, **model_sizes(tft_output))
+
+    def training_dataset(self, cfg: CTRTrainingConfig, data: CTRData, model: keras.Model) -> tf.data.Dataset:
+        return ctr_input.training_dataset(
+            data.train_files, data.feature_spec, data.table, model.item_fields,
+            data.transform.history_length, cfg.batch_size, cfg.seed,
+        )
+
+    def compile(self, model: keras.Model, cfg: CTRTrainingConfig) -> None:
+        model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
+                      metrics=[keras.metrics.AUC(from_logits=True, name="auc")])
+
+    def evaluate(self, model: keras.Model, cfg: CTRTrainingConfig, data: CTRData, eval_files: list[str]) -> dict[str, float]:
+        batches = ctr_input.evaluation_batches(eval_files, data.feature_spec, data.table, model.item_fields,
+                                               cfg.eval_batch_size)
+        return evaluate_users(model, batches)
+
+    def export(self, model: keras.Model, data: CTRData, tft_output: tft.TFTransformOutput, path: str) -> None:
+        ctr_export.export(model, ctr_export.item_vocabulary_file(tft_output), data.table, data.transform.history_length, path)
+
+
+HOOKS = CTRHooks()
+
+
+def run_fn(fn_args: Any) -> None:
+    """TFX Trainer entry point of the CTR family."""
+    loop.run(fn_args, HOOKS)
