@@ -41,10 +41,15 @@ def _load_config(args: argparse.Namespace, dataset: str | None):
     # `--models nrms,lstur,fum` and `--models nrms lstur fum` mean the same.
     models = [m for arg in args.models for m in arg.split(",") if m] if args.models else None
     overrides: dict = {"models": models, "train_steps": args.train_steps, "output_dir": args.output_dir}
-    # --train-steps trains by steps even where the preset trains by epochs (`paper`).
+    # --train-steps trains by steps even where the preset trains by epochs (`paper`), and either
+    # flag decides for every family, also those whose preset section trains by epochs (CTR).
     if args.train_steps or args.epochs:
         overrides["training"] = {"epochs": args.epochs}
-    return configs.load_config(args.preset, args.config, overrides, data_dirs=args.data_dir, dataset=dataset)
+    config = configs.load_config(args.preset, args.config, overrides, data_dirs=args.data_dir, dataset=dataset)
+    if args.train_steps or args.epochs:
+        for section in config.families.values():
+            section.training.pop("epochs", None)
+    return config
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -107,6 +107,17 @@ def test_paper_preset_trains_by_epochs_and_flags_choose_steps_or_epochs(tmp_path
         cli.build_parser().parse_args(["run", "--epochs", "2", "--train-steps", "5"])
 
 
+def test_length_flags_decide_for_families_whose_preset_trains_by_epochs():
+    """The demo CTR section trains 2 epochs; `--train-steps` / `--epochs` still decide."""
+    def din_training(*flags):
+        args = cli.build_parser().parse_args(["run", "--models", "embedding_mlp,din", *flags])
+        return cli._load_config(args, None).training_for("din")
+
+    assert din_training()["epochs"] == 2 and din_training()["batch_size"] == 128
+    assert din_training("--train-steps", "50")["epochs"] is None
+    assert din_training("--epochs", "1")["epochs"] == 1
+
+
 def test_demo_fine_only_ablation_is_as_wide_as_the_coarse_model():
     from trainer.news.models import make_config
 

@@ -2,10 +2,11 @@
 
 `--preset tiny --models embedding_mlp,din` on generated MovieLens-format data (planted genre
 preferences: users rate movies of their preferred genres higher): ingest, Transform, training,
-TFMA on per-user eval examples, gating and pushing of both models. Checks what users rely on:
-both are pushed, TFMA's `auc` is the reference AUC on the pushed model's own predictions, the
-models learn the planted structure, `pctr` agrees with `serving_default`, and DIN is compared
-with its sibling Embedding&MLP (RelaImpr).
+TFMA on per-user eval examples, gating and pushing. Checks what users rely on: Embedding&MLP is
+pushed, TFMA's `auc` is the reference AUC on each trained model's own predictions, the models
+learn the planted structure, `pctr` agrees with `serving_default`, and DIN is compared with its
+sibling Embedding&MLP of the run (RelaImpr, MFN eq. 13) on top of its own gate: it is blessed
+and pushed exactly when both gates pass.
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ def eval_examples(run):
     return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
 
 
+def _trained(run, model: str):
+    """The model as its Trainer exported it (pushed or not)."""
+    config, _, _ = run
+    uri = _Metadata(config.metadata_path, config.pipeline_name).outputs(f"Trainer.{model}")["model"][0].uri
+    return tf.saved_model.load(os.path.join(uri, "Format-Serving"))
+
+
 def _flat_predictions(served, examples: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     """(clicks, pctr) of every real (user, eval item) slot, from the model's own signatures."""
     batch = tf.constant(examples)
@@ -52,15 +60,15 @@ def _flat_predictions(served, examples: list[bytes]) -> tuple[np.ndarray, np.nda
     return clicks[real], pctr[real]
 
 
-def test_both_models_are_blessed_and_pushed(run):
+def test_base_is_blessed_and_pushed(run):
     config, results, out = run
-    for model in MODELS:
-        result = results[model]
-        assert result.blessed, result.reason()
-        assert os.path.basename(result.pushed_path).isdigit()
-        assert os.path.dirname(result.pushed_path) == os.path.join(os.path.abspath(config.serving_root), model)
+    result = results["embedding_mlp"]
+    assert result.blessed, result.reason()
+    assert os.path.basename(result.pushed_path).isdigit()
+    assert os.path.dirname(result.pushed_path) == os.path.join(os.path.abspath(config.serving_root), "embedding_mlp")
     progress = (out / "progress.txt").read_text()
-    for component in ("ExampleGen.ctr", "Transform.ctr", "Trainer.din", "Evaluator.din", "Pusher.embedding_mlp"):
+    for component in ("ExampleGen.ctr", "Transform.ctr", "Trainer.din", "Evaluator.din", "Compare.din", "Blessing.din",
+                      "Pusher.embedding_mlp", "Pusher.din"):
         assert f"✔ {component}" in progress
     assert "samples (every event after a user's first)" in progress
 
@@ -68,16 +76,14 @@ def test_both_models_are_blessed_and_pushed(run):
 @pytest.mark.parametrize("model", MODELS)
 def test_tfma_auc_equals_reference_on_the_pushed_model_and_beats_chance(run, eval_examples, model):
     _, results, _ = run
-    served = tf.saved_model.load(results[model].pushed_path)
-    clicks, pctr = _flat_predictions(served, eval_examples)
+    clicks, pctr = _flat_predictions(_trained(run, model), eval_examples)
     expected = reference.global_auc(clicks, pctr)
     assert results[model].metrics["auc"] == pytest.approx(expected, abs=1e-6)
     assert expected > 0.57, f"{model}: AUC {expected:.3f} on planted genre preferences (chance 0.5)"
 
 
 def test_pctr_signature_equals_serving_default(run, eval_examples):
-    _, results, _ = run
-    served = tf.saved_model.load(results["din"].pushed_path)
+    served = _trained(run, "din")
     example = tf.train.Example.FromString(eval_examples[0]).features.feature
     history = [str(v) for v in example["history_item_ids"].int64_list.value]
     targets = [str(v) for v in example["item_ids"].int64_list.value]
@@ -89,10 +95,17 @@ def test_pctr_signature_equals_serving_default(run, eval_examples):
     np.testing.assert_allclose(out, expected[: len(targets)], rtol=1e-5, atol=1e-6)
 
 
-def test_din_is_compared_with_its_sibling(run):
-    _, results, _ = run
+def test_din_is_pushed_exactly_when_it_passes_its_gate_and_beats_its_sibling(run):
+    config, results, _ = run
     din = results["din"]
-    if "rela_impr" not in din.metrics:
-        pytest.skip("Evaluator.din has no rela_impr: the sibling baseline wiring (pipeline.py) is not in place")
     expected = reference.rela_impr(din.metrics["auc"], results["embedding_mlp"].metrics["auc"])
-    assert din.metrics["rela_impr"] == pytest.approx(expected, abs=1e-6)
+    assert din.metrics["rela_impr"] == pytest.approx(expected, abs=1e-6)  # from Compare.din
+    kinds = {(c.metric, c.kind): c for c in din.checks}
+    sibling = kinds[("rela_impr", "vs embedding_mlp")]
+    assert sibling.observed == pytest.approx(expected, abs=1e-6) and sibling.passed == (expected >= 0)
+    own = kinds[("auc", "floor")]
+    assert own.passed == (din.metrics["auc"] >= config.families["ctr"].gate.min_value["auc"])
+    assert din.blessed == (sibling.passed and own.passed), din.reason()
+    assert (din.pushed_path is not None) == din.blessed
+    if not din.blessed:
+        assert "NOT blessed" in din.reason() and "FAILED" in din.reason()
