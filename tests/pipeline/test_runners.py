@@ -174,3 +174,22 @@ def test_beam_runner_blesses_and_pushes(tmp_path):
     for component in COMPONENTS | {"Baseline.nrms"}:  # the Launcher wrapper fires under Beam too
         assert f"✔ {component}" in progress, progress
     assert json.loads((tmp_path / "summary.json").read_text())["models"][0]["blessed"] is True
+
+
+def test_compile_covers_the_ctr_family_and_its_sibling_gate(tmp_path):
+    """DIN's two gates and their combined blessing compile into tasks of the image, next to
+    the CTR family's own ingestion and Transform."""
+    config = configs.load_config("tiny", overrides={"output_dir": OUTPUT_DIR, "models": ["embedding_mlp", "din"]},
+                                 data_dirs=["ctr=gs://bucket/ml-1m"])
+    path = kubeflow_runner.compile_pipeline(config, str(tmp_path / "ctr.yaml"), image=IMAGE).path
+    spec = _pipeline_spec(path)
+    tasks = spec["root"]["dag"]["tasks"]
+    assert {"ExampleGen.ctr", "Transform.ctr", "Trainer.din", "Evaluator.din", "Compare.din", "Blessing.din",
+            "Pusher.din", "Pusher.embedding_mlp"} <= set(tasks)
+    assert "Compare.embedding_mlp" not in tasks
+    assert set(tasks["Blessing.din"]["dependentTasks"]) == {"Trainer.din", "Evaluator.din", "Compare.din"}
+    assert "Blessing.din" in tasks["Pusher.din"]["dependentTasks"]
+    compare = json.loads(_parameter(spec, "Compare.din", "eval_config"))
+    assert {m["class_name"] for m in compare["metrics_specs"][0]["metrics"]} >= {"GlobalAUC", "RelaImpr"}
+    executors = spec["deploymentSpec"]["executors"]
+    assert {e["container"]["image"] for e in executors.values() if "container" in e} == {IMAGE}
