@@ -12,6 +12,7 @@ and pushed exactly when both gates pass.
 from __future__ import annotations
 
 import glob
+import json
 import os
 
 import numpy as np
@@ -19,8 +20,10 @@ import pytest
 import tensorflow as tf
 
 from components.metrics import reference
-from pipeline import configs, local_runner
+from pipeline import cli, configs, local_runner
 from pipeline.summary import _Metadata
+from serving.model_manager import ManagerConfig
+from serving.server import Server, ServerConfig
 
 pytestmark = pytest.mark.slow
 
@@ -109,3 +112,27 @@ def test_din_is_pushed_exactly_when_it_passes_its_gate_and_beats_its_sibling(run
     assert (din.pushed_path is not None) == din.blessed
     if not din.blessed:
         assert "NOT blessed" in din.reason() and "FAILED" in din.reason()
+
+
+def test_usermodel_query_pctr_against_the_served_push(run, eval_examples, capsys):
+    """`usermodel serve` over the run's serving root answers `usermodel query pctr` with what
+    the pushed SavedModel computes itself."""
+    config, results, _ = run
+    server = Server(ManagerConfig(os.path.abspath(config.serving_root), poll_interval_s=0.1),
+                    ServerConfig(port=0, host="127.0.0.1", shutdown_grace_s=5.0)).start()
+    try:
+        example = tf.train.Example.FromString(eval_examples[0]).features.feature
+        history = [str(v) for v in example["history_item_ids"].int64_list.value]
+        targets = [str(v) for v in example["item_ids"].int64_list.value][:3] + ["no-such-item"]
+        argv = ["query", "--target", f"127.0.0.1:{server.port}", "--model", "embedding_mlp", "--json", "pctr",
+                "--user", "u", "--history", *history, "--targets", *targets]
+        assert cli.main(argv) == 0
+        served = [row["pctr"] for row in json.loads(capsys.readouterr().out)]
+    finally:
+        server.stop()
+    pushed = tf.saved_model.load(results["embedding_mlp"].pushed_path)
+    expected = pushed.signatures["pctr"](
+        user_id=tf.constant(["u"] * len(targets)), history=tf.constant([history] * len(targets)),
+        target=tf.constant(targets))["pctr"].numpy()
+    np.testing.assert_allclose(served, expected, rtol=1e-5)
+    assert all(0 < p < 1 for p in served)
