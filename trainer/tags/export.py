@@ -129,6 +129,8 @@ class TagsServing:
 def export(model: keras.Model, tft_output: tft.TFTransformOutput, table: ItemTable, cfg: TagsTrainingConfig,
            path: str) -> None:
     """Writes the SavedModel with `serving_default`, `labels` and `user_tags` to `path`."""
+    if not model.built:  # every weight shape follows from the config (TagModel.build)
+        model.build()
     serving = TagsServing(model, tft_output, table, cfg)
     archive = keras.export.ExportArchive()
     archive.track(model)
