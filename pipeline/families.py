@@ -189,7 +189,7 @@ TAGS = Family(
     label_key="clicked_tags",
     prediction_key="tag_scores",
     label_signature="labels",
-    default_min_value={"prec@1": 0.2},
+    default_min_value={"prec@1": 0.15},  # tags-tiny: random tags 0.107, YouTube-DNN 0.245 (docs/tags.md)
     default_max_drop={"prec@1": 0.02},
     presets={
         "demo": {"section": {"synthetic_preset": "tags-demo"}},
