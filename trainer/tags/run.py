@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from components.errors import UserError
 from components.metrics import reference
 from trainer import loop
 from trainer.tags import export as tags_export
@@ -25,7 +26,7 @@ from trainer.tags import input as tags_input
 from trainer.tags.config import TagsTrainingConfig, TagsTransformConfig
 from trainer.tags.models import MODELS
 from trainer.tags.preprocessing import DEMOGRAPHICS, GENRE_VOCAB, TAG_VOCAB
-from trainer.transform_ops import table_size
+from trainer.transform_ops import FIRST_ID, table_size
 
 EVAL_K = (1, 2, 3)
 
@@ -85,6 +86,10 @@ class TagsHooks(loop.FamilyHooks[TagsTrainingConfig, TagsData]):
     def prepare(self, fn_args: Any, cfg: TagsTrainingConfig, tft_output: tft.TFTransformOutput) -> TagsData:
         transform = TagsTransformConfig.from_dict(cfg.transform)
         table = tags_input.load_item_table(loop.split_files(fn_args.train_files, "items"), tft_output, transform)
+        if not (table.tags >= FIRST_ID).any():
+            raise UserError(f"{cfg.model}: no catalog item has a tag, so there is nothing to profile users with; "
+                            "families.tags.data_dir needs a MovieLens release with a tags file "
+                            "(ml-latest-small, ml-25m; ml-1m has none)")
         spec = tft_output.transformed_feature_spec()
         train = tags_input.training_samples(loop.split_files(fn_args.train_files), spec, table, cfg, transform,
                                             self._fields(cfg))

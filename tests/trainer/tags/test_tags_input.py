@@ -127,3 +127,18 @@ def test_training_config_rejects_bad_values(field, value):
 def test_transform_config_rejects_bad_values():
     with pytest.raises(ValueError, match="field_length"):
         TagsTransformConfig(field_length=0)
+
+
+def test_a_catalog_without_tags_is_a_user_error(monkeypatch):
+    """ml-1m alone has no tags file: the Trainer says so instead of profiling with nothing."""
+    import types
+
+    from components.errors import UserError
+    from trainer import loop
+    from trainer.tags import run as tags_run
+
+    empty = tags_input.ItemTable(np.zeros((4, 3), np.int32), np.zeros((4, 2), np.int32), 3, 4)
+    monkeypatch.setattr(tags_input, "load_item_table", lambda *args: empty)
+    monkeypatch.setattr(loop, "split_files", lambda patterns, split=None: ["unused"])
+    with pytest.raises(UserError, match="tags file"):
+        tags_run.HOOKS.prepare(types.SimpleNamespace(train_files=["unused"]), TagsTrainingConfig(), None)
