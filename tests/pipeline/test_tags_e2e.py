@@ -4,11 +4,14 @@
 planted tag preferences (the `tags-tiny` synthetic preset, about 1.5 minutes on 2 cores): the
 model is blessed and pushed, TFMA's Prec@1/2/3 equal the reference metric on the pushed model's
 own scores with labels recomputed here from the raw eval events and the catalog, Prec@1 beats
-random tags clearly, and the pushed model answers `user_tags` consistently with its scores.
+random tags clearly, and the pushed model answers `user_tags` consistently with its scores. The
+last test runs the pipeline again in the same directory: an untrained candidate must be refused
+by the no-regression check against the serving model (TFMA runs the `labels` signature of both).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 
@@ -127,3 +130,21 @@ def test_user_tags_answers_with_the_top_of_the_scores(served, eval_examples):
     assert k == 10 and out["user_embedding"].shape == (4, 16)
     for i in range(4):
         np.testing.assert_allclose(out["tag_scores"][i].numpy(), np.sort(scores[i])[::-1][:k], rtol=1e-5, atol=1e-5)
+
+
+def test_worse_candidate_is_refused(run):
+    """Runs last: it adds a run to the module's output directory."""
+    config, first, out = run
+    tags = config.families["tags"]
+    worse = dataclasses.replace(
+        config, training=dataclasses.replace(config.training, learning_rate=1e-9),
+        families={**config.families, "tags": dataclasses.replace(
+            tags, training={"epochs": 1}, gate=dataclasses.replace(tags.gate, min_value={}))},
+    )
+    with open(out / "progress-worse.txt", "w") as progress:
+        second = local_runner.run(worse, out=progress).models[0]
+    assert not second.blessed and second.pushed_path is None
+    assert second.baseline is not None and "Trainer.youtube_dnn" in second.baseline
+    failed = [c for c in second.checks if c.passed is False]
+    assert failed and all(c.kind == "no regression" and c.metric == "prec@1" for c in failed)
+    assert second.baseline_metrics["prec@1"] == pytest.approx(first.models[0].metrics["prec@1"], abs=1e-6)
