@@ -26,12 +26,14 @@ from trainer.tags import input as tags_input
 from trainer.tags import run as tags_run
 from trainer.tags.config import TagsTrainingConfig, TagsTransformConfig
 from trainer.tags.models import MODELS
+from trainer.tags.preprocessing import preprocessing_fn
 from trainer.transform_ops import table_size
 
 TRANSFORM = {"field_length": 4, "tags_per_article": 3, "genres_per_article": 2}
 FIELDS = ("tags", "categories", "gender", "age", "occupation")
 
 
+@functools.lru_cache(maxsize=1)
 def schema() -> schema_pb2.Schema:
     return io_utils.parse_pbtxt_file(TAGS.schema_file, schema_pb2.Schema())
 
@@ -74,17 +76,11 @@ def transform() -> tuple[tft.TFTransformOutput, list[dict]]:
     transform_dir = tempfile.mkdtemp()
     with tft_beam.Context(temp_dir=tempfile.mkdtemp()):
         (transformed, _), transform_fn = (rows, tft.DatasetMetadata(schema())) | tft_beam.AnalyzeAndTransformDataset(
-            tags_run_preprocessing)
+            functools.partial(preprocessing_fn, custom_config=TRANSFORM))
         _ = transform_fn | tft_beam.WriteTransformFn(transform_dir)
     metadata_io.write_metadata(tft.DatasetMetadata(schema()),
                                os.path.join(transform_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
     return tft.TFTransformOutput(transform_dir), transformed
-
-
-def tags_run_preprocessing(inputs):
-    from trainer.tags.preprocessing import preprocessing_fn
-
-    return preprocessing_fn(inputs, TRANSFORM)
 
 
 def item_table() -> tags_input.ItemTable:
