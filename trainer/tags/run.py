@@ -57,20 +57,26 @@ def field_sizes(model_fields: tuple[str, ...], tft_output: tft.TFTransformOutput
 
 
 def prec_at_ks(model: keras.Model, batches, ks=EVAL_K) -> dict[str, float]:
-    """Reference Prec@K (UTPM eq. 5) over eval users, all tags ranked."""
-    users, tags, scores, clicked = [], [], [], {}
-    offset = 0
+    """Reference Prec@K (UTPM eq. 5) over eval users, all tags ranked.
+
+    The reference runs per batch of users (a user's value needs only their own row) and the
+    batch means are weighted by their users, so memory stays at one batch x T scores whatever
+    the number of users.
+    """
+    totals, users = dict.fromkeys(ks, 0.0), 0
     for inputs, labels in batches:
-        batch_scores = keras.ops.convert_to_numpy(model.tag_scores(model.user_embedding(inputs)))
-        b, t = batch_scores.shape
-        users.append(np.repeat(np.arange(offset, offset + b), t))
-        tags.append(np.tile(np.arange(t), b))
-        scores.append(batch_scores.reshape(-1))
-        clicked.update({offset + i: np.flatnonzero(labels[i]).tolist() for i in range(b)})
-        offset += b
-    u, g, s = (np.concatenate(a) for a in (users, tags, scores))
-    metrics = {f"prec@{k}": reference.prec_at_k(u, g, s, clicked, k) for k in ks}
-    metrics["users"] = sum(1 for v in clicked.values() if v)
+        scores = keras.ops.convert_to_numpy(model.tag_scores(model.user_embedding(inputs)))
+        b, t = scores.shape
+        clicked = {i: np.flatnonzero(labels[i]).tolist() for i in range(b)}
+        n = sum(1 for v in clicked.values() if v)
+        if not n:
+            continue
+        user_ids, tag_ids = np.repeat(np.arange(b), t), np.tile(np.arange(t), b)
+        for k in ks:
+            totals[k] += n * reference.prec_at_k(user_ids, tag_ids, scores.reshape(-1), clicked, k)
+        users += n
+    metrics = {f"prec@{k}": totals[k] / users if users else float("nan") for k in ks}
+    metrics["users"] = users
     return metrics
 
 
