@@ -1,0 +1,141 @@
+"""SavedModel export of a tag model with the tag signatures of `trainer/signatures.py`.
+
+The Keras model only sees integer field ids; this module wraps it with the Transform graph,
+the item table (item → its N tags and its genres) and the vocabularies, so that serving and
+TFMA take raw inputs:
+
+* ``serving_default(examples)`` — serialized raw eval examples (one user each, what TFMA
+  feeds) → ``tag_scores`` ``[B, T]``: `u · t` for every tag id (T = tag table size; padding and
+  unknown columns score -1e9). The fields come from ``history_item_ids`` / ``history_ratings``.
+* ``labels(examples)`` — the same examples → ``clicked_tags`` ``[B, T]``, the multi-hot of the
+  tags of the eval events rated ≥ the positive threshold (UTPM eq. 5's label), computed from
+  the catalog inside the model: TFMA runs it as a preprocessing function (`Family.label_signature`).
+* ``user_tags(user_id, history, features)`` — clicked item ids (``""`` = padding) and user
+  fields ``name=value`` (ml-1m: ``gender=F``, ``age=25``, ``occupation=4``) → ``user_embedding``
+  ``[B, U]``, the top K tags best first as raw strings (``tag_ids``) with their ``tag_scores``.
+  Every given history item counts as a click. Unknown items have no tags and add nothing;
+  unknown field values get the unknown id; unknown field names are ignored.
+
+Raw examples go through the Transform graph and the same field code as training
+(`trainer/tags/fields.py`); `user_tags` maps raw strings with lookup tables built from the
+Transform's own vocabulary files (entry i → id i + 2, absent → 1, as `transform_ops.ids`).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from trainer import signatures
+from trainer.tags import fields as tag_fields
+from trainer.tags.config import TagsTrainingConfig, TagsTransformConfig
+from trainer.tags.input import ItemTable
+from trainer.tags.preprocessing import DEMOGRAPHICS, ITEM_VOCAB, TAG_VOCAB
+from trainer.transform_ops import FIRST_ID, PAD_ID, UNKNOWN_ID
+
+LABELS = signatures.Signature(
+    "labels", (signatures.TensorSpec("examples", "string", (None,)),),
+    (signatures.TensorSpec("clicked_tags", "float32", (None, None)),),
+)
+"""TFMA's label signature: serialized raw eval examples → the clicked-tag multi-hot."""
+
+
+def _lookup(keys: list[bytes]) -> tf.lookup.StaticHashTable:
+    """Raw string → id with the reserved ids (vocabulary entry i → i + 2, absent → 1)."""
+    values = tf.range(FIRST_ID, FIRST_ID + len(keys), dtype=tf.int64)
+    init = tf.lookup.KeyValueTensorInitializer(tf.constant(keys, tf.string), values)
+    return tf.lookup.StaticHashTable(init, default_value=UNKNOWN_ID)
+
+
+class TagTables(tf.Module):
+    """The item table and the vocabularies that serving needs, kept in the SavedModel."""
+
+    def __init__(self, table: ItemTable, tft_output: tft.TFTransformOutput, demographics: tuple[str, ...]):
+        super().__init__()
+        self.item_tags = tf.Variable(table.tags, trainable=False, name="item_tags")
+        self.item_genres = tf.Variable(table.genres, trainable=False, name="item_genres")
+        self.num_tags, self.num_genres = table.num_tags, table.num_genres
+        names = [b"", b"<unknown>", *tft_output.vocabulary_by_name(TAG_VOCAB)]
+        self.tag_names = tf.Variable(np.array(names[: table.num_tags], dtype=object), trainable=False, name="tag_names")
+        self.items = _lookup(tft_output.vocabulary_by_name(ITEM_VOCAB))
+        self.demographics = {f: _lookup(tft_output.vocabulary_by_name(f)) for f in demographics}
+
+    def ids(self, table: tf.lookup.StaticHashTable, raw: tf.Tensor) -> tf.Tensor:
+        return tf.where(raw == "", tf.constant(PAD_ID, tf.int64), table.lookup(raw))
+
+
+def feature_values(features: tf.Tensor, name: str) -> tf.Tensor:
+    """The value of `name=value` in each row of `features` [B, F] ("" if absent; values given
+    twice are joined, which makes them unknown)."""
+    has = tf.strings.regex_full_match(features, "[^=]*=.*")
+    names = tf.strings.regex_replace(features, "=.*$", "")
+    values = tf.strings.regex_replace(features, "^[^=]*=", "")
+    return tf.strings.reduce_join(tf.where(has & (names == name), values, ""), axis=1)
+
+
+class TagsServing:
+    """Builds the serving functions from a trained model, the Transform output and the item table."""
+
+    def __init__(self, model: keras.Model, tft_output: tft.TFTransformOutput, table: ItemTable,
+                 cfg: TagsTrainingConfig):
+        self.model = model
+        self.cfg = cfg
+        self.length = TagsTransformConfig.from_dict(cfg.transform).field_length
+        self.fields = tuple(model.config.fields)
+        self.tft_layer = tft_output.transform_features_layer()
+        self.raw_spec = tft_output.raw_feature_spec()
+        self.tables = TagTables(table, tft_output, tuple(f for f in self.fields if f in DEMOGRAPHICS))
+        self.top_k = min(cfg.top_k, table.num_tags - FIRST_ID)
+
+    def _inputs(self, items: tf.Tensor, positive: tf.Tensor, demographics: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        t = self.tables
+        built = tag_fields.user_fields(items, positive, t.item_tags, t.item_genres, t.num_tags, t.num_genres, self.length)
+        inputs = {f"user_{f}": built[f] for f in self.fields if f in built}
+        inputs.update({f"user_{f}": tf.cast(tf.reshape(v, [-1, 1]), tf.int32) for f, v in demographics.items()})
+        return inputs
+
+    def _transformed(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
+        return self.tft_layer(tf.io.parse_example(examples, self.raw_spec))
+
+    def serving_default(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
+        t = self._transformed(examples)
+        history = tag_fields.dense(t["history_item_index"])
+        positive = tag_fields.dense(t["history_ratings"]) >= self.cfg.positive_rating
+        inputs = self._inputs(history, positive, {f: t[f] for f in self.fields if f in DEMOGRAPHICS})
+        return {"tag_scores": self.model.tag_scores(self.model.user_embedding(inputs))}
+
+    def labels(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
+        t = self._transformed(examples)
+        clicked = tag_fields.dense(t["ratings"]) >= self.cfg.positive_rating
+        items = tag_fields.dense(t["item_index"])
+        return {"clicked_tags": tag_fields.clicked_tags(items, clicked, self.tables.item_tags, self.tables.num_tags)}
+
+    def user_tags(self, user_id: tf.Tensor, history: tf.Tensor, features: tf.Tensor) -> dict[str, tf.Tensor]:
+        del user_id  # the tag models read fields, not the id; kept in the contract for logging
+        items = self.tables.ids(self.tables.items, history)
+        demographics = {f: self.tables.ids(table, feature_values(features, f))
+                        for f, table in self.tables.demographics.items()}
+        inputs = self._inputs(items, items != PAD_ID, demographics)
+        ids, scores = self.model.top_tags(inputs, self.top_k)
+        return {
+            "user_embedding": self.model.user_embedding(inputs),
+            "tag_ids": tf.gather(self.tables.tag_names, ids),
+            "tag_scores": scores,
+        }
+
+
+def export(model: keras.Model, tft_output: tft.TFTransformOutput, table: ItemTable, cfg: TagsTrainingConfig,
+           path: str) -> None:
+    """Writes the SavedModel with `serving_default`, `labels` and `user_tags` to `path`."""
+    if not model.built:  # every weight shape follows from the config (TagModel.build)
+        model.build()
+    serving = TagsServing(model, tft_output, table, cfg)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(serving.tft_layer)
+    archive.track(serving.tables)
+    for signature in (signatures.SERVING_DEFAULT, LABELS, *signatures.BY_FAMILY["tags"]):
+        archive.add_endpoint(signature.name, getattr(serving, signature.name), signature.tf_specs())
+    archive.write_out(path, verbose=False)
