@@ -33,6 +33,9 @@ class FamilyConfig:
     `<output_dir>/data/<family>-synthetic-<preset>`)."""
     synthetic_preset: str = "demo"
     """Preset of the family's synthetic generator."""
+    source_options: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Extra settings of a real source (`Family.source_options`; tags: `tags_dir`, e.g. ml-10m's
+    tags for ml-1m ratings)."""
     transform: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Fields of the family's Transform config (news: `NewsTransformConfig`)."""
     training: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -133,6 +136,10 @@ class PipelineConfig:
         section = self.families[family.name]
         if section.dataset not in family.datasets:
             raise ConfigError(f"{where}.dataset: {section.dataset!r} is not one of {', '.join(family.datasets)}")
+        unknown = set(section.source_options) - set(family.source_options)
+        if unknown:
+            raise ConfigError(f"{where}.source_options: unknown {sorted(unknown)}; known: "
+                              f"{', '.join(family.source_options) or 'none for this family'}")
         if section.dataset != "synthetic" and not section.data_dir:
             raise ConfigError(f"{where}.data_dir: required when dataset is {section.dataset!r}")
         try:

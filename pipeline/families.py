@@ -41,10 +41,11 @@ class Family:
     datasets: tuple[str, ...]
     """Data sources the ExampleGen reads; `synthetic` is generated with planted structure."""
     example_gen: str
-    """Dotted path of ``example_gen(dataset, data_dir) -> component`` for this family."""
+    """Dotted path of ``example_gen(dataset, data_dir, **source_options) -> component``."""
     prepare_data: str
-    """Dotted path of ``prepare_data(dataset, data_dir, synthetic_preset, out) -> None``: generates
-    the synthetic set on first use and checks a real directory before the run starts."""
+    """Dotted path of ``prepare_data(dataset, data_dir, synthetic_preset, out, **source_options)
+    -> None``: generates the synthetic set on first use and checks a real directory before the
+    run starts."""
     schema: str
     """File in `pipeline/schemas` that ImportSchemaGen reads (the raw examples' schema)."""
     analyze_splits: tuple[str, ...]
@@ -83,6 +84,10 @@ class Family:
     reading `label_key`, for labels the raw eval example does not hold as such (CTR clicks
     from ratings, a user's clicked tags from the catalog inside the model); None: `label_key`
     is a raw feature."""
+    source_options: tuple[str, ...] = ()
+    """Extra settings of the data source that `FamilyConfig.source_options` may hold, passed to
+    `example_gen` and `prepare_data` (tags: `tags_dir`, a directory whose tags file joins the
+    ratings, e.g. ml-10m's tags for ml-1m ratings, UTPM's MovieLens protocol)."""
     presets: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     """Pipeline preset name → {"section": this family's `FamilyConfig` values, "model_configs":
     its models' configs at that scale}; merged into the preset by `pipeline/configs.py`."""
@@ -114,11 +119,11 @@ class Family:
     def training_config_class(self) -> type:
         return load(self.training_config)
 
-    def make_example_gen(self, dataset: str, data_dir: str):
-        return load(self.example_gen)(dataset, data_dir)
+    def make_example_gen(self, dataset: str, data_dir: str, **source_options: str):
+        return load(self.example_gen)(dataset, data_dir, **source_options)
 
-    def prepare(self, dataset: str, data_dir: str, synthetic_preset: str, out) -> None:
-        load(self.prepare_data)(dataset, data_dir, synthetic_preset, out)
+    def prepare(self, dataset: str, data_dir: str, synthetic_preset: str, out, **source_options: str) -> None:
+        load(self.prepare_data)(dataset, data_dir, synthetic_preset, out, **source_options)
 
 
 # FUM at the demo scale (news and user vectors 128-d, as NRMS's 8 x 16); its ablations share it,
@@ -247,6 +252,7 @@ TAGS = Family(
     label_key="clicked_tags",
     prediction_key="tag_scores",
     label_signature="labels",
+    source_options=("tags_dir",),
     default_min_value={"prec@1": 0.15},  # tags-tiny: random tags 0.107, YouTube-DNN 0.245 (docs/tags.md)
     default_max_drop={"prec@1": 0.02},
     presets={

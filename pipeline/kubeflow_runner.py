@@ -130,6 +130,8 @@ def _check_locations(config: PipelineConfig) -> None:
                 "pods see it (synthetic data is generated only by `usermodel run`)"
             )
         locations.append(("--data-dir", data_dir))
+        locations += [(f"families.{family.name}.source_options.{k}", v)
+                      for k, v in config.families[family.name].source_options.items()]
     for flag, path in locations:
         if "://" not in path and not os.path.isabs(path):
             raise UserError(f"compile: {flag} {path} is relative; give a URI or an absolute path the pods mount")

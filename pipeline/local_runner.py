@@ -127,7 +127,7 @@ def prepare_data(config: PipelineConfig, out: TextIO) -> dict[str, str]:
     for family in config.run_families():
         section = config.families[family.name]
         data_dir = config.data_dir_of(family)
-        family.prepare(section.dataset, data_dir, section.synthetic_preset, out)
+        family.prepare(section.dataset, data_dir, section.synthetic_preset, out, **section.source_options)
         data_dirs[family.name] = os.path.abspath(data_dir)
     return data_dirs
 

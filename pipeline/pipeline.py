@@ -92,7 +92,8 @@ def _family_components(config: PipelineConfig, family: Family, data_dir: str, ba
     """ExampleGen, statistics, schema and Transform of one family, then per model Trainer,
     baseline, Evaluator and Pusher."""
     section = config.families[family.name]
-    example_gen = family.make_example_gen(section.dataset, data_dir).with_id(f"ExampleGen.{family.name}")
+    example_gen = family.make_example_gen(section.dataset, data_dir, **section.source_options).with_id(
+        f"ExampleGen.{family.name}")
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(
         f"StatisticsGen.{family.name}")
     schema_gen = tfx.components.ImportSchemaGen(schema_file=os.path.join(schema_dir, family.schema)).with_id(

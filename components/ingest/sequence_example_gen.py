@@ -371,23 +371,26 @@ class TaobaoExampleGen(base_beam_component.BaseBeamComponent):
 # --- Families --------------------------------------------------------------------------------
 
 
-def example_gen(dataset: str, data_dir: str) -> base_beam_component.BaseBeamComponent:
+def example_gen(dataset: str, data_dir: str, tags_dir: str | None = None) -> base_beam_component.BaseBeamComponent:
     """The ExampleGen of a behaviour-sequence family (`pipeline/families.py`: CTR, tags).
 
     `synthetic` data is generated in the ml-latest-small format, so it and `movielens` share
-    MovieLensExampleGen; `taobao` reads UserBehavior.
+    MovieLensExampleGen; `taobao` reads UserBehavior. `tags_dir`: a directory whose tags file
+    replaces the release's (ml-10m's tags for ml-1m ratings).
     """
     if dataset == "taobao":
         return TaobaoExampleGen(input_base=data_dir)
-    return MovieLensExampleGen(input_base=data_dir)
+    return MovieLensExampleGen(input_base=data_dir, tags_dir=tags_dir)
 
 
-def prepare_data(dataset: str, data_dir: str, synthetic_preset: str, out: TextIO) -> None:
+def prepare_data(dataset: str, data_dir: str, synthetic_preset: str, out: TextIO, tags_dir: str | None = None) -> None:
     """Generates the synthetic MovieLens-format set on first use; checks a real directory now,
     so a missing file is reported before the run starts rather than minutes into it."""
     if dataset == "taobao":
         find_behavior_file(data_dir)
         return
+    if tags_dir:
+        movielens.find_tags_file(tags_dir)
     if dataset == "synthetic" and not os.path.exists(os.path.join(data_dir, "ratings.csv")):
         from components.ingest import synthetic
 

@@ -106,3 +106,19 @@ def trivial_pre_step(example_gen, transform, config):
 
     node = tfx.dsl.Importer(source_uri="/tmp/centers", artifact_type=standard_artifacts.ExternalArtifact)
     return node.with_id("PreStep.centers"), "result"
+
+
+def test_source_options_reach_the_example_gen_and_unknown_ones_are_named(tmp_path):
+    """ml-1m ratings with ml-10m tags (UTPM's MovieLens protocol): `tags_dir` reaches the
+    MovieLens ExampleGen; an option the family does not take is a config error naming it."""
+    from pipeline.pipeline import create_pipeline
+
+    tags_dir = str(tmp_path / "ml-10m-tags")
+    config = configs.load_config("tiny", overrides={
+        "models": ["youtube_dnn"], "output_dir": str(tmp_path),
+        "families": {"tags": {"dataset": "movielens", "data_dir": str(tmp_path / "ml-1m"),
+                              "source_options": {"tags_dir": tags_dir}}}})
+    nodes = {c.id: c for c in create_pipeline(config).components}
+    assert nodes["ExampleGen.tags"].exec_properties["tags_dir"] == tags_dir
+    with pytest.raises(configs.ConfigError, match=r"families.news.source_options: unknown \['tags_dir'\]"):
+        configs.load_config("tiny", overrides={"families": {"news": {"source_options": {"tags_dir": "x"}}}})

@@ -9,12 +9,14 @@ model pushed to the serving layout, and the summary.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
 import pytest
 import yaml
 
+from components.errors import UserError
 from pipeline import cli, configs, kubeflow_runner, local_runner
 from pipeline.pipeline import create_pipeline
 
@@ -176,16 +178,20 @@ def test_beam_runner_blesses_and_pushes(tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text())["models"][0]["blessed"] is True
 
 
-def test_compile_covers_the_ctr_family_and_its_sibling_gate(tmp_path):
+def test_compile_covers_the_ctr_and_tags_families_and_the_sibling_gate(tmp_path):
     """DIN's two gates and their combined blessing compile into tasks of the image, next to
-    the CTR family's own ingestion and Transform."""
-    config = configs.load_config("tiny", overrides={"output_dir": OUTPUT_DIR, "models": ["embedding_mlp", "din"]},
-                                 data_dirs=["ctr=gs://bucket/ml-1m"])
+    the CTR and tags families' own ingestion and Transform (tags: ml-1m with ml-10m tags)."""
+    config = configs.load_config(
+        "tiny", overrides={"output_dir": OUTPUT_DIR, "models": ["embedding_mlp", "din", "youtube_dnn"],
+                           "families": {"tags": {"source_options": {"tags_dir": "/mnt/ml-10m-tags"}}}},
+        data_dirs=["ctr=gs://bucket/ml-1m", "tags=/mnt/ml-1m"])
     path = kubeflow_runner.compile_pipeline(config, str(tmp_path / "ctr.yaml"), image=IMAGE).path
     spec = _pipeline_spec(path)
     tasks = spec["root"]["dag"]["tasks"]
     assert {"ExampleGen.ctr", "Transform.ctr", "Trainer.din", "Evaluator.din", "Compare.din", "Blessing.din",
-            "Pusher.din", "Pusher.embedding_mlp"} <= set(tasks)
+            "Pusher.din", "Pusher.embedding_mlp", "ExampleGen.tags", "Transform.tags", "Trainer.youtube_dnn",
+            "Evaluator.youtube_dnn", "Pusher.youtube_dnn"} <= set(tasks)
+    assert _parameter(spec, "ExampleGen.tags", "tags_dir") == "/mnt/ml-10m-tags"
     assert "Compare.embedding_mlp" not in tasks
     assert set(tasks["Blessing.din"]["dependentTasks"]) == {"Trainer.din", "Evaluator.din", "Compare.din"}
     assert "Blessing.din" in tasks["Pusher.din"]["dependentTasks"]
@@ -193,3 +199,7 @@ def test_compile_covers_the_ctr_family_and_its_sibling_gate(tmp_path):
     assert {m["class_name"] for m in compare["metrics_specs"][0]["metrics"]} >= {"GlobalAUC", "RelaImpr"}
     executors = spec["deploymentSpec"]["executors"]
     assert {e["container"]["image"] for e in executors.values() if "container" in e} == {IMAGE}
+    relative = dataclasses.replace(config, families={
+        **config.families, "tags": dataclasses.replace(config.families["tags"], source_options={"tags_dir": "tags"})})
+    with pytest.raises(UserError, match="families.tags.source_options.tags_dir tags is relative"):
+        kubeflow_runner.compile_pipeline(relative, str(tmp_path / "x.yaml"), image=IMAGE)

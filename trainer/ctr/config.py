@@ -51,7 +51,7 @@ class CTRTrainingConfig(TrainingConfig):
     """Registry name in `trainer/ctr/models`."""
 
 
-def prepare_data(dataset: str, data_dir: str, synthetic_preset: str, out: TextIO) -> None:
+def prepare_data(dataset: str, data_dir: str, synthetic_preset: str, out: TextIO, **source_options: str) -> None:
     """The behaviour-sequence `prepare_data` for the sources the CTR family reads.
 
     Raises:
@@ -64,4 +64,4 @@ def prepare_data(dataset: str, data_dir: str, synthetic_preset: str, out: TextIO
         )
     from components.ingest import sequence_example_gen
 
-    sequence_example_gen.prepare_data(dataset, data_dir, synthetic_preset, out)
+    sequence_example_gen.prepare_data(dataset, data_dir, synthetic_preset, out, **source_options)
