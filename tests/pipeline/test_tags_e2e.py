@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import json
 import os
 
 import numpy as np
@@ -21,8 +22,10 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components.metrics import reference
-from pipeline import configs, local_runner
+from pipeline import cli, configs, local_runner
 from pipeline.summary import _Metadata
+from serving.model_manager import ManagerConfig
+from serving.server import Server, ServerConfig
 
 pytestmark = pytest.mark.slow
 
@@ -130,6 +133,28 @@ def test_user_tags_answers_with_the_top_of_the_scores(served, eval_examples):
     assert k == 10 and out["user_embedding"].shape == (4, 16)
     for i in range(4):
         np.testing.assert_allclose(out["tag_scores"][i].numpy(), np.sort(scores[i])[::-1][:k], rtol=1e-5, atol=1e-5)
+
+
+def test_usermodel_query_tags_against_the_served_push(run, served, eval_examples, capsys):
+    """`usermodel serve` over the run's serving root answers `usermodel query tags` with the
+    pushed model's own `user_tags` (raw item ids in, raw tag strings out)."""
+    config, _, _ = run
+    f = tf.train.Example.FromString(eval_examples[0]).features.feature
+    history = [str(i) for i in f["history_item_ids"].int64_list.value] + ["no-such-movie"]
+    server = Server(ManagerConfig(os.path.abspath(config.serving_root), poll_interval_s=0.1),
+                    ServerConfig(port=0, host="127.0.0.1", shutdown_grace_s=5.0)).start()
+    try:
+        argv = ["query", "--target", f"127.0.0.1:{server.port}", "--model", "youtube_dnn", "--json", "tags",
+                "--user", "u", "--history", *history, "-k", "3"]
+        assert cli.main(argv) == 0
+        answered = json.loads(capsys.readouterr().out)
+    finally:
+        server.stop()
+    out = served.signatures["user_tags"](user_id=tf.constant(["u"]), history=tf.constant([history]),
+                                         features=tf.constant([[""]]))
+    expected = [t.decode() for t in out["tag_ids"][0].numpy()[:3]]
+    assert [row["tag"] for row in answered] == expected and all(expected)
+    np.testing.assert_allclose([row["score"] for row in answered], out["tag_scores"][0].numpy()[:3], rtol=1e-5)
 
 
 def test_worse_candidate_is_refused(run):
