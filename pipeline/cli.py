@@ -48,7 +48,7 @@ def _load_config(args: argparse.Namespace, dataset: str | None):
     config = configs.load_config(args.preset, args.config, overrides, data_dirs=args.data_dir, dataset=dataset)
     if args.train_steps or args.epochs:
         for section in config.families.values():
-            section.training.pop("epochs", None)
+            section.training = {k: v for k, v in section.training.items() if k != "epochs"}
     return config
 
 

@@ -7,6 +7,7 @@ on a 2-core CPU, ``tiny`` is for tests).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -207,13 +208,17 @@ _SHARED_PRESETS: dict[str, dict[str, Any]] = {
 
 
 def preset_values(name: str) -> dict[str, Any]:
-    """The config values of preset `name`: the shared part plus every family's."""
+    """The config values of preset `name`: the shared part plus every family's.
+
+    A deep copy: a config built from it may be changed (the CLI's length flags) without
+    changing the preset for later configs of the same process.
+    """
     values = {**_SHARED_PRESETS[name], "families": {}, "model_configs": {}}
     for family in FAMILIES.values():
         part = family.presets.get(name, {})
         values["families"][family.name] = dict(part.get("section", {}))
         values["model_configs"].update(part.get("model_configs", {}))
-    return values
+    return copy.deepcopy(values)
 
 
 PRESETS = tuple(_SHARED_PRESETS)
