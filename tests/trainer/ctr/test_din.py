@@ -247,3 +247,22 @@ def test_runs_under_jax_backend(tmp_path):
         """
     )
     assert_runs_under_jax(script)
+
+
+def test_mini_batch_aware_regularization_counts_each_batch_row_once(data):
+    """DIN Section 5.1: L2 on the item-id rows of the batch only, each once, padding excluded."""
+    x, _ = data
+    config = DINConfig.preset("tiny", item_l2=0.5, **SIZES)
+    model = DIN(config)
+    model.build()
+    table = model.item_embedding.tables["item"].embeddings.numpy()
+    ids = np.unique(np.concatenate([np.asarray(x["hist_item"]).ravel(), np.asarray(x["target_item"]).ravel()]))
+    ids = ids[ids != 0]
+    expected = float((table[ids] ** 2).sum())
+    np.testing.assert_allclose(float(model.batch_item_l2(x)), expected, rtol=1e-5)
+    logits = model(x)
+    clicks = np.zeros(len(logits), "float32")
+    base = float(DIN(DINConfig.preset("tiny", **SIZES)).paper_loss(x, clicks, logits, None))
+    np.testing.assert_allclose(float(model.paper_loss(x, clicks, logits, None)), base + 0.5 * expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="item_l2"):
+        DINConfig(item_l2=-1.0)

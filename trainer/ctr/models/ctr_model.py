@@ -81,7 +81,17 @@ class CTRConfig(ModelConfig):
     activation: str = "prelu"
     """Hidden-layer activation, `"prelu"` or `"dice"` (DIN Section 5.2)."""
 
+    item_l2: float = 0.0
+    """Mini-batch aware regularization of the item-id table (DIN Section 5.1, eq. 5): each
+    step adds `item_l2 * sum ||w_i||^2` over the item-id rows that occur in the batch (history
+    or target; padding excluded), each row once, instead of L2 on the whole table. The paper's
+    per-row `1 / n_i` frequency factor is folded into `item_l2` (all rows weighted alike).
+    0 turns it off. On the `demo` data DIN needs it: docs/ctr.md, "Why DIN trails its Base"."""
+
     def __post_init__(self) -> None:
+        self.item_l2 = float(self.item_l2)
+        if self.item_l2 < 0:
+            raise ValueError(f"item_l2 must be >= 0, got {self.item_l2}.")
         # A JSON round trip (saved .keras configs, TFX custom_config) turns tuples into lists.
         self.mlp_units = tuple(int(u) for u in self.mlp_units)
         if self.activation not in ACTIVATIONS:
@@ -402,6 +412,22 @@ class CTRModel(ConfiguredModel):
         vectors = self.item_embedding(fields)
         return vectors[:, :-1], vectors[:, -1]
 
+    def batch_item_l2(self, inputs: dict[str, Any]) -> Any:
+        """`sum ||w_i||^2` over the distinct item-id rows of the batch (padding row 0 excluded):
+        DIN's mini-batch aware regularizer (Section 5.1) on the item table."""
+        table = self.item_embedding.tables["item"].embeddings
+        rows = table.shape[0]
+        ids = ops.concatenate(
+            [ops.reshape(ops.cast(inputs[key], "int32"), (-1,)) for key in ("hist_item", "target_item")]
+        )
+        present = ops.minimum(ops.bincount(ids, minlength=rows), 1)[:rows]
+        present = ops.cast(present, "float32") * ops.cast(ops.arange(rows) > 0, "float32")
+        return ops.sum(present * ops.sum(ops.square(ops.cast(table, "float32")), axis=-1))
+
     def paper_loss(self, x: Any, y: Any, y_pred: Any, sample_weight: Any) -> Any:
-        """Binary cross-entropy of the logits against the clicks (MFN eq. 12)."""
-        return sigmoid_cross_entropy(y, y_pred, sample_weight)
+        """Binary cross-entropy of the logits against the clicks (MFN eq. 12), plus DIN's
+        mini-batch aware L2 on the item-id rows of the batch when `config.item_l2 > 0`."""
+        loss = sigmoid_cross_entropy(y, y_pred, sample_weight)
+        if self.config.item_l2:
+            loss = loss + self.config.item_l2 * self.batch_item_l2(x)
+        return loss
