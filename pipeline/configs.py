@@ -7,6 +7,7 @@ on a 2-core CPU, ``tiny`` is for tests).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -211,8 +212,10 @@ def preset_values(name: str) -> dict[str, Any]:
     values = {**_SHARED_PRESETS[name], "families": {}, "model_configs": {}}
     for family in FAMILIES.values():
         part = family.presets.get(name, {})
-        values["families"][family.name] = dict(part.get("section", {}))
-        values["model_configs"].update(part.get("model_configs", {}))
+        # Deep copies: a loaded config's sections are edited in place (the CLI's length flags drop
+        # a section's `epochs`), which must not change the family's preset for later loads.
+        values["families"][family.name] = copy.deepcopy(dict(part.get("section", {})))
+        values["model_configs"].update(copy.deepcopy(dict(part.get("model_configs", {}))))
     return values
 
 

@@ -7,6 +7,8 @@ One subgraph per task family present in the run (`pipeline/families.py`):
           against a baseline model of that name) → Pusher
           (a model with a sibling, e.g. DIN: also Compare (TFMA against the sibling model of the
           run, e.g. RelaImpr ≥ 0) → Blessing (both gates passed) → Pusher)
+        a model with pre-steps (MFN): the family's pre-step components (MFN's InterestCenters,
+        reading the Transform and the Base's Trainer) → its TrainerWithInputs
 
 The baseline is the one part that differs between runners (see `Baseline`). Module functions
 are referenced by dotted path (the TFX template style), so every runner imports them from the

@@ -116,6 +116,7 @@ def test_length_flags_decide_for_families_whose_preset_trains_by_epochs():
     assert din_training()["epochs"] == 2 and din_training()["batch_size"] == 128
     assert din_training("--train-steps", "50")["epochs"] is None
     assert din_training("--epochs", "1")["epochs"] == 1
+    assert din_training()["epochs"] == 2  # the flags changed that run's config, not the preset
 
 
 def test_demo_fine_only_ablation_is_as_wide_as_the_coarse_model():

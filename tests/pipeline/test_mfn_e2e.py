@@ -28,6 +28,7 @@ MODELS = ["embedding_mlp", "mfn"]
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("mfn_run")
     config = configs.load_config("tiny", overrides={"output_dir": str(out), "models": MODELS})
+    assert config.families["ctr"].training["epochs"] == 2  # the CTR tiny schedule, whatever ran before
     with open(out / "progress.txt", "w") as progress:
         summary = local_runner.run(config, out=progress)
     return config, {m.model: m for m in summary.models}, out
