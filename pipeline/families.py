@@ -97,10 +97,12 @@ class Family:
     this run) checks `gate.min_gain`, the model's own Evaluator keeps its floors and no-regression
     checks, and the model is pushed only when both bless it (`components/blessing.py`)."""
     pre_steps: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
-    """Model → {input name: dotted path of ``factory(example_gen, transform, config) ->
+    """Model → {input name: dotted path of ``factory(example_gen, transform, trainers, config) ->
     (component, output key)``}: steps that run before the model's Trainer (MFN's interest
-    centers, Tiny-NewsRec's teachers). Each factory's component is built once per run and its
-    artifact's URI reaches run_fn as `TrainingConfig.pre_steps[name]`."""
+    centers, Tiny-NewsRec's teachers). `trainers` maps model name → the run's Trainer node, for
+    the models without pre-steps (MFN's centers read the Base's item tables). Each factory's
+    component is built once per run and its artifact's URI reaches run_fn as
+    `TrainingConfig.pre_steps[name]`."""
 
     def __repr__(self) -> str:
         return f"Family({self.name!r})"
@@ -177,6 +179,9 @@ NEWS = Family(
     },
 )
 
+_MFN = ("mfn", "mfn_no_pretrain", "mfn_no_combination")
+"""MFN and its Table 1 ablations (trainer/ctr/models/mfn.py)."""
+
 CTR = Family(
     name="ctr",
     task="click-through rate (behaviour sequences)",
@@ -205,7 +210,7 @@ CTR = Family(
     label_signature="labels",
     default_min_value={"auc": 0.55},
     default_max_drop={"auc": 0.01},
-    # DIN must not lose to the run's Base (MFN's RelaImpr ≥ 0), on top of its own gate.
+    # DIN and MFN must not lose to the run's Base (MFN's RelaImpr ≥ 0), on top of their own gates.
     default_min_gain={"rela_impr": 0.0},
     sibling_metrics=("rela_impr",),
     presets={
@@ -214,10 +219,13 @@ CTR = Family(
             # of the 76k demo samples, and left both models near AUC 0.55-0.62).
             "section": {"synthetic_preset": "demo", "transform": {"history_length": 50, "title_length": 16},
                         "training": {"epochs": 2, "batch_size": 128}},
-            # DIN's mini-batch aware L2 (its Section 5.1) for both, so RelaImpr compares the
-            # pooling alone: without it DIN's attention barely learns (docs/ctr.md).
+            # DIN's mini-batch aware L2 (its Section 5.1) for the Base and DIN, so RelaImpr compares
+            # the pooling alone: without it DIN's attention barely learns (docs/ctr.md).
             "model_configs": {"embedding_mlp": {"embedding_dim": 32, "item_l2": 1e-3},
-                              "din": {"embedding_dim": 32, "item_l2": 1e-3}},
+                              "din": {"embedding_dim": 32, "item_l2": 1e-3},
+                              # MFN's fixed id vectors are the Base's 32-d tables (fixed_dim is set
+                              # from the centers artifact); the trainable width matches the Base.
+                              **{m: {"embedding_dim": 32, "item_l2": 1e-3} for m in _MFN}},
         },
         "tiny": {
             # 300 users ("small"): with tiny's 60 the models memorise item ids (train AUC 0.95,
@@ -225,10 +233,14 @@ CTR = Family(
             "section": {"synthetic_preset": "small",
                         "transform": {"history_length": 10, "title_length": 8, "max_categories": 3},
                         "training": {"epochs": 2, "batch_size": 32}},
-            "model_configs": {"embedding_mlp": "tiny", "din": "tiny"},
+            "model_configs": {"embedding_mlp": "tiny", "din": "tiny", **{m: "tiny" for m in _MFN}},
         },
     },
-    siblings={"din": "embedding_mlp"},
+    # DIN and MFN must not lose to the run's Base (RelaImpr ≥ 0), on top of their own gates.
+    siblings={"din": "embedding_mlp", **{m: "embedding_mlp" for m in _MFN}},
+    # MFN's interest centers (Algorithm 1) over the Base's item tables and GloVe, computed once
+    # per run; "w/o pretrain" trains random centers itself and needs none.
+    pre_steps={m: {"centers": "components.interest_centers.factory"} for m in ("mfn", "mfn_no_combination")},
 )
 
 TAGS = Family(

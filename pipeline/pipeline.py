@@ -7,6 +7,8 @@ One subgraph per task family present in the run (`pipeline/families.py`):
           against a baseline model of that name) → Pusher
           (a model with a sibling, e.g. DIN: also Compare (TFMA against the sibling model of the
           run, e.g. RelaImpr ≥ 0) → Blessing (both gates passed) → Pusher)
+        a model with pre-steps (MFN): the family's pre-step components (MFN's InterestCenters,
+        reading the Transform and the Base's Trainer) → its TrainerWithInputs
 
 The baseline is the one part that differs between runners (see `Baseline`). Module functions
 are referenced by dotted path (the TFX template style), so every runner imports them from the
@@ -108,17 +110,24 @@ def _family_components(config: PipelineConfig, family: Family, data_dir: str, ba
         custom_config=dict(section.transform),
     ).with_id(f"Transform.{family.name}")
     components = [example_gen, statistics_gen, schema_gen, transform]
+    # Trainers without pre-steps first: a pre-step may read their models (MFN's centers read
+    # the run's Base), then the pre-steps, then the trainers they feed.
+    models = config.models_of(family)
+    needs = {model: family.pre_steps.get(model, {}) for model in models}
+    trainers = {model: _trainer(config, family, model, transform, {}) for model in models if not needs[model]}
+    plain = dict(trainers)
     pre_steps: dict[str, tuple] = {}  # factory path → (component, output key), built once per run
-    trainers = {}
-    for model in config.models_of(family):
+    for model in models:
         inputs = {}
-        for name, factory in family.pre_steps.get(model, {}).items():
+        for name, factory in needs[model].items():
             if factory not in pre_steps:
-                pre_steps[factory] = load(factory)(example_gen, transform, config)
-                components.append(pre_steps[factory][0])
+                pre_steps[factory] = load(factory)(example_gen, transform, plain, config)
             component, key = pre_steps[factory]
             inputs[name] = component.outputs[key]
-        trainers[model] = _trainer(config, family, model, transform, inputs)
+        if inputs:
+            trainers[model] = _trainer(config, family, model, transform, inputs)
+    components += [component for component, _ in pre_steps.values()]
+    trainers = {model: trainers[model] for model in models}  # the run's order
     for model, trainer in trainers.items():
         components.append(trainer)
         components += _gate_and_push(config, family, model, trainers, example_gen, baseline)

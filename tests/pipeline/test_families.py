@@ -78,6 +78,7 @@ def test_sibling_baseline_and_pre_steps_in_the_graph(monkeypatch, tmp_path):
         pre_steps={"fum": {"centers": "test_families.trivial_pre_step"}, "lstur": {"centers": "test_families.trivial_pre_step"}},
     )
     monkeypatch.setitem(families.FAMILIES, "news", news)
+    seen_trainers.clear()
     config = configs.load_config("tiny", overrides={"models": ["nrms", "fum", "lstur"], "output_dir": str(tmp_path)})
     nodes = {c.id: c for c in create_pipeline(config).components}
     assert nodes["Evaluator.fum"].inputs["baseline_model"].producer_component_id == "Baseline.fum"
@@ -95,12 +96,45 @@ def test_sibling_baseline_and_pre_steps_in_the_graph(monkeypatch, tmp_path):
     assert isinstance(nodes["Trainer.fum"], TrainerWithInputs) and not isinstance(nodes["Trainer.nrms"], TrainerWithInputs)
     assert [i for i in nodes if i.startswith("PreStep")] == ["PreStep.centers"]  # built once, shared
     assert nodes["Trainer.lstur"].inputs["pre_step_centers"].producer_component_id == "PreStep.centers"
+    assert seen_trainers == [["nrms"]]  # the factory saw the trainers without pre-steps, once
     with pytest.raises(configs.ConfigError, match="fum is gated against nrms of the same run; add nrms"):
         configs.load_config("tiny", overrides={"models": ["fum"]})
 
 
-def trivial_pre_step(example_gen, transform, config):
+def test_mfn_centers_pre_step_in_the_ctr_graph(tmp_path):
+    """MFN's interest centers are built once for mfn and mfn_no_combination, read the run's
+    Base (Trainer.embedding_mlp) and the CTR Transform, and feed both MFN Trainers; the
+    w/o-pretrain ablation needs no centers; every MFN is gated against the Base."""
+    from components.trainer_with_inputs import TrainerWithInputs
+    from pipeline.pipeline import create_pipeline
+
+    models = ["embedding_mlp", "mfn", "mfn_no_pretrain", "mfn_no_combination"]
+    config = configs.load_config("tiny", overrides={"models": models, "output_dir": str(tmp_path)})
+    nodes = {c.id: c for c in create_pipeline(config).components}
+    assert [i for i in nodes if i.startswith("InterestCenters")] == ["InterestCenters.ctr"]
+    centers = nodes["InterestCenters.ctr"]
+    assert {k: c.producer_component_id for k, c in centers.inputs.items()} == {
+        "transformed_examples": "Transform.ctr", "transform_graph": "Transform.ctr",
+        "auxiliary_model": "Trainer.embedding_mlp"}
+    assert centers.exec_properties["num_interests"] == 4
+    for model in ("mfn", "mfn_no_combination"):
+        assert isinstance(nodes[f"Trainer.{model}"], TrainerWithInputs)
+        assert nodes[f"Trainer.{model}"].inputs["pre_step_centers"].producer_component_id == "InterestCenters.ctr"
+    assert not isinstance(nodes["Trainer.mfn_no_pretrain"], TrainerWithInputs)
+    assert not isinstance(nodes["Trainer.embedding_mlp"], TrainerWithInputs)
+    for model in models[1:]:
+        assert nodes[f"Compare.{model}"].inputs["baseline_model"].producer_component_id == "Trainer.embedding_mlp"
+        assert nodes[f"Pusher.{model}"].inputs["model_blessing"].producer_component_id == f"Blessing.{model}"
+    with pytest.raises(configs.ConfigError, match="mfn is gated against embedding_mlp of the same run"):
+        configs.load_config("tiny", overrides={"models": ["mfn"]})
+
+
+seen_trainers: list = []
+
+
+def trivial_pre_step(example_gen, transform, trainers, config):
     """A pre-step factory for the graph test: imports an artifact."""
+    seen_trainers.append(sorted(trainers))
     from tfx import v1 as tfx
     from tfx.types import standard_artifacts
 

@@ -18,12 +18,15 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from components.errors import UserError
 from components.metrics import reference
 from trainer import loop
+from trainer.ctr import centers as ctr_centers
 from trainer.ctr import export as ctr_export
 from trainer.ctr import input as ctr_input
 from trainer.ctr.config import CTRTrainingConfig, CTRTransformConfig
-from trainer.ctr.models import MODELS
+from trainer.ctr.models import MFN, MODELS
+from trainer.ctr.models.mfn import FINE
 from trainer.ctr.preprocessing import CATEGORY_VOCAB, ITEM_VOCAB, WORD_VOCAB
 from trainer.transform_ops import table_size
 
@@ -68,6 +71,40 @@ def evaluate_users(model: keras.Model, dataset: tf.data.Dataset) -> dict[str, fl
     return {"auc": reference.global_auc(y, s), "events": int(len(y)), "clicks": int(y.sum())}
 
 
+def build_model(cfg: CTRTrainingConfig, sizes: dict[str, int]) -> keras.Model:
+    """The CTR model `cfg.model` sized by the Transform; MFN with pretraining also gets the
+    fixed tables and interest centers of the centers pre-step (`cfg.pre_steps["centers"]`,
+    `trainer/ctr/centers.py`), whose widths set `fixed_dim` and `word_dim`.
+
+    Raises:
+        UserError: MFN with pretraining but no centers artifact, or centers for another K.
+    """
+    _, model_class = MODELS[cfg.model]
+    config = MODELS.make_config(cfg.model, cfg.model_config, **sizes)
+    if not (issubclass(model_class, MFN) and config.use_pretrain):
+        return model_class(config)
+    uri = cfg.pre_steps.get("centers")
+    if not uri:
+        raise UserError(f"{cfg.model}: MFN with pretrained interests needs the centers pre-step's artifact "
+                        "(TrainingConfig.pre_steps['centers']); the pipeline adds it for the models of "
+                        "Family.pre_steps, or use mfn_no_pretrain")
+    fixed, centers = ctr_centers.load(uri)
+    k = centers["category"].shape[0]
+    if k != config.num_interests:
+        raise UserError(f"{cfg.model}: the centers artifact has K={k} interest centers, the model "
+                        f"num_interests={config.num_interests}")
+    widths = {"fixed_dim": int(fixed["item"].shape[1])}
+    if "words" in fixed:
+        widths["word_dim"] = int(fixed["words"].shape[1])
+    elif FINE in config.levels:
+        loop.PROGRESS.warning("%s: the centers artifact has no word level; the fine level keeps random fixed "
+                              "word vectors and centers", cfg.model)
+    config = dataclasses.replace(config, **widths)
+    loop.PROGRESS.info("%s: fixed tables %s and centers %s from %s", cfg.model,
+                       {k: v.shape for k, v in fixed.items()}, {k: v.shape for k, v in centers.items()}, uri)
+    return model_class(config, fixed_embeddings=fixed, centers=centers)
+
+
 class CTRHooks(loop.FamilyHooks[CTRTrainingConfig, CTRData]):
     """Training, evaluation and export of the CTR models."""
 
@@ -82,7 +119,7 @@ class CTRHooks(loop.FamilyHooks[CTRTrainingConfig, CTRData]):
         return CTRData(table, ctr_input.sample_counts(train_files, spec), train_files, spec, transform_cfg)
 
     def build(self, cfg: CTRTrainingConfig, data: CTRData, tft_output: tft.TFTransformOutput) -> keras.Model:
-        return MODELS.build(cfg.model, cfg.model_config, **model_sizes(tft_output))
+        return build_model(cfg, model_sizes(tft_output))
 
     def training_dataset(self, cfg: CTRTrainingConfig, data: CTRData, model: keras.Model) -> tf.data.Dataset:
         return ctr_input.training_dataset(

@@ -79,7 +79,7 @@ def test_ablations_and_centers():
     assert not _tiny().config.centers_trainable and _tiny(use_pretrain=False).config.centers_trainable
     model = _tiny(use_combination=False)
     model.build()
-    assert {kind for _, kind in model.aggregation} == {"similarity"} and not model.combination
+    assert {kind for _, kind in model.blocks} == {"similarity"} and not model.combination
     with pytest.raises(ValueError, match=r"centers\['category'\] must be \(4, 16\)"):
         _tiny(centers={"category": np.zeros((3, 16))}).build()
     given = np.arange(4 * 16, dtype="float32").reshape(4, 16)

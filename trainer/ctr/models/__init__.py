@@ -13,6 +13,7 @@ from trainer.config_base import ModelRegistry
 from trainer.ctr.models.ctr_model import CTRConfig, CTRModel
 from trainer.ctr.models.din import DIN, DINConfig
 from trainer.ctr.models.embedding_mlp import EmbeddingMLP, EmbeddingMLPConfig
+from trainer.ctr.models.mfn import MFN, MFNConfig, MFNNoCombinationConfig, MFNNoPretrainConfig
 
 __all__ = [
     "CTRConfig",
@@ -21,6 +22,8 @@ __all__ = [
     "DINConfig",
     "EmbeddingMLP",
     "EmbeddingMLPConfig",
+    "MFN",
+    "MFNConfig",
     "MODELS",
     "build_model",
     "make_config",
@@ -30,6 +33,11 @@ MODELS = ModelRegistry({
     # MFN's "Base" (Table 1): the baseline of RelaImpr.
     "embedding_mlp": (EmbeddingMLPConfig, EmbeddingMLP),
     "din": (DINConfig, DIN),
+    # MFN reads the interest centers of the pipeline's pre-step (components/interest_centers.py);
+    # its Table 1 ablations are gated and pushed under their own names.
+    "mfn": (MFNConfig, MFN),
+    "mfn_no_pretrain": (MFNNoPretrainConfig, MFN),
+    "mfn_no_combination": (MFNNoCombinationConfig, MFN),
 })
 
 

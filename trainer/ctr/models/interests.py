@@ -32,7 +32,7 @@ import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["CenterFitConfig", "assignment", "entropy_terms", "fit_interest_centers", "interest_loss"]
+__all__ = ["CenterFitConfig", "assignment", "entropy_terms", "fit_interest_centers", "initial_centers", "interest_loss"]
 
 _EPS = 1e-9
 
@@ -103,6 +103,19 @@ class _Centers(keras.Model):
         return l_se - l_me
 
 
+def _draw_initial(behaviours: np.ndarray, mask: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    real = np.asarray(behaviours, "float32")[np.asarray(mask) > 0]
+    if len(real) < k:
+        raise ValueError(f"{len(real)} real behaviours cannot place {k} interest centers.")
+    return real[rng.choice(len(real), k, replace=False)]
+
+
+def initial_centers(behaviours: np.ndarray, mask: np.ndarray, config: CenterFitConfig) -> np.ndarray:
+    """The centers Algorithm 1 starts from (`fit_interest_centers` draws the same ones): K
+    randomly drawn real behaviours. Callers use them to report L_E before and after the fit."""
+    return _draw_initial(behaviours, mask, config.num_interests, np.random.default_rng(config.seed))
+
+
 def fit_interest_centers(behaviours: np.ndarray, mask: np.ndarray, config: CenterFitConfig) -> np.ndarray:
     """Algorithm 1: centers `[K, d]` minimising L_E over users' behaviour vectors.
 
@@ -116,11 +129,8 @@ def fit_interest_centers(behaviours: np.ndarray, mask: np.ndarray, config: Cente
     """
     behaviours = np.asarray(behaviours, "float32")
     mask = np.asarray(mask, "float32")
-    real = behaviours[mask > 0]
-    if len(real) < config.num_interests:
-        raise ValueError(f"{len(real)} real behaviours cannot place {config.num_interests} interest centers.")
     rng = np.random.default_rng(config.seed)
-    initial = real[rng.choice(len(real), config.num_interests, replace=False)]
+    initial = _draw_initial(behaviours, mask, config.num_interests, rng)
     keras.utils.set_random_seed(config.seed)
     model = _Centers(initial, name="interest_centers")
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))

@@ -40,6 +40,7 @@ Only `keras` / `keras.ops` are used, so the model runs under TensorFlow and JAX.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import keras
@@ -52,7 +53,8 @@ from trainer.ctr.models.interests import assignment, entropy_terms
 from trainer.layers.attention import large_negative
 from trainer.layers.embedding import WordEmbedding
 
-__all__ = ["MFN", "MFNConfig", "CombinationInterests", "InterestAggregation"]
+__all__ = ["MFN", "MFNConfig", "MFNNoCombinationConfig", "MFNNoPretrainConfig", "CombinationInterests",
+           "InterestAggregation", "fixed_behaviours"]
 
 CATEGORY, FINE = "category", "fine"
 
@@ -119,6 +121,46 @@ class MFNConfig(CTRConfig):
     @property
     def centers_trainable(self) -> bool:
         return self.train_centers or not self.use_pretrain
+
+
+@dataclasses.dataclass
+class MFNNoPretrainConfig(MFNConfig):
+    """"MFN w/o pretrain" (Table 1): random centers trained with the model over the trainable
+    embeddings, so it needs no centers pre-step."""
+
+    use_pretrain: bool = False
+
+
+@dataclasses.dataclass
+class MFNNoCombinationConfig(MFNConfig):
+    """"MFN w/o combination" (Table 1): similarity interests only (pretrained centers kept)."""
+
+    use_combination: bool = False
+
+
+def fixed_behaviours(tables: Mapping[str, Callable[[Any], Any]], inputs: dict[str, Any], fine: bool) -> dict[str, Any]:
+    """The fixed vectors E of each behaviour, per level: `category` = concat(item vector, mean
+    of the real category vectors), `fine` = mean of the real word vectors (padding id 0 out of
+    the means; a list of padding only gives 0).
+
+    One function for the model and the centers pre-step (`components/interest_centers.py`), so
+    Algorithm 1 fits the centers in exactly the space the model assigns behaviours in.
+
+    Args:
+        tables: `item`, `categories` (and `words` when `fine`) → a lookup of int ids.
+        inputs: the CTR input dict (`hist_item`, `hist_categories`, `hist_words`).
+        fine: whether to compute the fine level.
+    """
+    def pooled(table, ids):
+        ids = ops.cast(ids, "int32")
+        real = ops.expand_dims(ops.cast(ops.not_equal(ids, 0), "float32"), -1)
+        return ops.sum(ops.cast(table(ids), "float32") * real, axis=-2) / ops.maximum(ops.sum(real, axis=-2), 1.0)
+
+    item = ops.cast(tables["item"](ops.cast(inputs["hist_item"], "int32")), "float32")
+    out = {CATEGORY: ops.concatenate([item, pooled(tables["categories"], inputs["hist_categories"])], -1)}
+    if fine:
+        out[FINE] = pooled(tables["words"], inputs["hist_words"])
+    return out
 
 
 @keras.saving.register_keras_serializable(package="usermodel")
@@ -251,9 +293,12 @@ class MFN(CTRModel):
             for level in cfg.levels if cfg.use_combination
         }
         kinds = ("similarity", "combination") if cfg.use_combination else ("similarity",)
+        # (level, kind) blocks; the layers are keyed by strings, since a SavedModel (the CTR
+        # export) cannot track a dict with tuple keys.
+        self.blocks = tuple((level, kind) for level in cfg.levels for kind in kinds)
         self.aggregation = {
-            (level, kind): InterestAggregation(cfg.scorer_units, name=f"{level}_{kind}_aggregation")
-            for level in cfg.levels for kind in kinds
+            f"{level}_{kind}": InterestAggregation(cfg.scorer_units, name=f"{level}_{kind}_aggregation")
+            for level, kind in self.blocks
         }
         self.mlp = MLP(cfg.mlp_units, cfg.activation, name="mlp")
 
@@ -286,9 +331,9 @@ class MFN(CTRModel):
             dim = self._level_dim(level)
             if level in self.combination:
                 self.combination[level].build((None, None, dim))
-        for (level, _), layer in self.aggregation.items():
-            layer.build((None, cfg.num_interests, self._level_dim(level)))
-        width = cfg.item_dim + sum(self._level_dim(level) for level, _ in self.aggregation)
+        for level, kind in self.blocks:
+            self.aggregation[f"{level}_{kind}"].build((None, cfg.num_interests, self._level_dim(level)))
+        width = cfg.item_dim + sum(self._level_dim(level) for level, _ in self.blocks)
         self.mlp.build((None, width))
         self._initial_centers = {}
         self.built = True
@@ -303,17 +348,8 @@ class MFN(CTRModel):
         return parts
 
     def _fixed_behaviours(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """The fixed vectors E of each behaviour, per level (mean over real categories / words)."""
-        def pooled(table, ids):
-            ids = ops.cast(ids, "int32")
-            real = ops.expand_dims(ops.cast(ops.not_equal(ids, 0), "float32"), -1)
-            return ops.sum(ops.cast(table(ids), "float32") * real, axis=-2) / ops.maximum(ops.sum(real, axis=-2), 1.0)
-
-        item = ops.cast(self.fixed["item"](ops.cast(inputs["hist_item"], "int32")), "float32")
-        out = {CATEGORY: ops.concatenate([item, pooled(self.fixed["categories"], inputs["hist_categories"])], -1)}
-        if FINE in self.config.levels:
-            out[FINE] = pooled(self.fixed["words"], inputs["hist_words"])
-        return out
+        """The fixed vectors E of each behaviour, per level (`fixed_behaviours`)."""
+        return fixed_behaviours(self.fixed, inputs, FINE in self.config.levels)
 
     def interests(self, inputs: dict[str, Any], training: bool = False) -> dict[str, Any]:
         """Per level: `similarity` `[B, K, d]`, `assignment` P `[B, n, K]` and (unless ablated)
@@ -339,8 +375,8 @@ class MFN(CTRModel):
         target = parts["target"]
         targets = self._split(target)
         vectors = [target]
-        for (level, kind), layer in self.aggregation.items():
-            vector, _ = layer(parts[level][kind], targets[level], training=training)
+        for level, kind in self.blocks:
+            vector, _ = self.aggregation[f"{level}_{kind}"](parts[level][kind], targets[level], training=training)
             vectors.append(vector)
         if self.config.interest_loss_weight > 0 and self.config.centers_trainable and training:
             mask = inputs["hist_mask"]

@@ -1,0 +1,167 @@
+"""MFN's interest-centers pre-step (components/interest_centers.py, trainer/ctr/centers.py) on a
+real tiny Transform output, and MFN's Trainer hook reading its artifact.
+
+No `from __future__ import annotations`: the module defining the component is imported here.
+"""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+from ctr_transform import TRANSFORM, artifacts, item_table
+from tfx.types import standard_artifacts
+
+from components.errors import UserError
+from components.interest_centers import InterestCenters, InterestCentersArtifact
+from trainer import word_vectors
+from trainer.ctr import centers as ctr_centers
+from trainer.ctr import export as ctr_export
+from trainer.ctr import input as ctr_input
+from trainer.ctr import run as ctr_run
+from trainer.ctr.config import CTRTrainingConfig
+from trainer.ctr.preprocessing import WORD_VOCAB
+
+K = 4  # MFNConfig.num_interests
+
+
+def _artifact(cls, uri, **properties):
+    artifact = cls()
+    artifact.uri = uri
+    for key, value in properties.items():
+        setattr(artifact, key, value)
+    return artifact
+
+
+def run_executor(out_dir: str, seed: int) -> str:
+    """The component's executor, as TFX calls it."""
+    uris = artifacts()
+    inputs = {
+        "transformed_examples": [_artifact(standard_artifacts.Examples, uris["examples"],
+                                           split_names='["train", "items"]')],
+        "transform_graph": [_artifact(standard_artifacts.TransformGraph, uris["transform_graph"])],
+        "auxiliary_model": [_artifact(standard_artifacts.Model, uris["model"])],
+    }
+    outputs = {"centers": [_artifact(InterestCentersArtifact, out_dir)]}
+    params = {"transform_config": json.dumps(TRANSFORM), "num_interests": K, "steps": 60, "batch_size": 4,
+              "learning_rate": 0.05, "seed": seed, "word_vectors": "glove-6b-50d", "max_users": 1000}
+    InterestCenters.EXECUTOR_SPEC.executor_class().Do(inputs, outputs, params)
+    return out_dir
+
+
+@pytest.fixture(scope="module")
+def centers_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("centers")
+    return run_executor(str(root / "a"), 0), run_executor(str(root / "b"), 1)
+
+
+def test_artifact_holds_the_auxiliary_tables_glove_and_fitted_centers(centers_dirs):
+    fixed, centers = ctr_centers.load(centers_dirs[0])
+    tft_output = tft.TFTransformOutput(artifacts()["transform_graph"])
+    sizes = ctr_run.model_sizes(tft_output)
+    assert fixed["item"].shape == (sizes["num_items"], 8) and fixed["categories"].shape == (sizes["num_categories"], 8)
+    assert fixed["words"].shape == (sizes["vocab_size"], 50)
+    assert centers["category"].shape == (K, 16) and centers["fine"].shape == (K, 50)
+    served = tf.saved_model.load(os.path.join(artifacts()["model"], "Format-Serving"))
+    # The model's own name may carry a suffix (Keras numbers models built in one process).
+    by_path = {v.name.partition("/")[2]: v.numpy() for v in served.variables}
+    np.testing.assert_array_equal(fixed["item"], by_path["item_embedding/item_embedding/embeddings:0"])
+    np.testing.assert_array_equal(fixed["categories"], by_path["item_embedding/categories_embedding/embeddings:0"])
+    words = [w.decode() for w in tft_output.vocabulary_by_name(WORD_VOCAB)]
+    np.testing.assert_array_equal(fixed["words"], word_vectors.aligned_matrix(words, "glove-6b-50d", seed=0).matrix)
+    index, glove = word_vectors.load("glove-6b-50d")
+    np.testing.assert_array_equal(fixed["words"][2 + words.index("love")], glove[index["love"]])
+    summary = json.loads(open(os.path.join(centers_dirs[0], ctr_centers.SUMMARY_FILE)).read())
+    assert summary["users"] == summary["users_used"] == 6  # every user has a train behaviour
+    for level in ("category", "fine"):
+        loss = summary["levels"][level]
+        assert loss["loss_end"] < loss["loss_start"], (level, loss)  # Algorithm 1 ran
+
+
+def test_behaviours_are_the_models_fixed_vectors_with_padding_masked():
+    """History of user 1 (last H=4 of 10 30 50 10 30): item vector ⊕ mean real-category vector."""
+    uris = artifacts()
+    tft_output = tft.TFTransformOutput(uris["transform_graph"])
+    table = item_table(tft_output, uris["examples"])
+    files = tf.io.gfile.glob(os.path.join(uris["examples"], "Split-train", "*"))
+    histories, users = ctr_centers.user_histories(files, tft_output.transformed_feature_spec(), 4, 1000, 0)
+    assert users == 6 and histories.shape == (6, 4)
+    assert (histories[4, 1:] == 0).all() and histories[4, 0] > 1  # one event, then padding
+    rng = np.random.default_rng(0)
+    tables = {"item": rng.normal(size=(table.num_items, 3)), "categories": rng.normal(size=(20, 3))}
+    vectors, mask = ctr_centers.behaviour_vectors(tables, histories, table)
+    np.testing.assert_array_equal(mask, histories != 0)
+    item, cats = histories[0, 1], table.fields["categories"][histories[0, 1]]
+    real = cats[cats != 0]
+    expected = np.concatenate([tables["item"][item], tables["categories"][real].mean(0)])
+    np.testing.assert_allclose(vectors["category"][0, 1], expected, rtol=1e-5)
+    assert "fine" not in vectors  # no word table, no fine level
+    subsample, seen = ctr_centers.user_histories(files, tft_output.transformed_feature_spec(), 4, 2, 0)
+    assert seen == 6 and len(subsample) == 2
+
+
+def _training_config(model: str, centers_uri: str | None) -> CTRTrainingConfig:
+    return CTRTrainingConfig(model=model, model_config="tiny", transform=dict(TRANSFORM),
+                             pre_steps={"centers": centers_uri} if centers_uri else {})
+
+
+def _inputs(model):
+    uris = artifacts()
+    tft_output = tft.TFTransformOutput(uris["transform_graph"])
+    table = item_table(tft_output, uris["examples"])
+    history = tf.constant([[2, 3, 4, 0], [5, 6, 0, 0], [7, 2, 3, 4]], tf.int64)
+    targets = tf.constant([5, 2, 6], tf.int64)
+    return ctr_input.to_model_inputs(history, targets, table, model.item_fields), tft_output, table
+
+
+def test_other_centers_artifact_gives_other_predictions(centers_dirs, tmp_path):
+    """The acceptance test: the centers really reach MFN's Trainer hook. The same fixed tables
+    with the centers of another Algorithm 1 run (another seed) give other predictions."""
+    fixed, centers_a = ctr_centers.load(centers_dirs[0])
+    _, centers_b = ctr_centers.load(centers_dirs[1])
+    assert np.abs(centers_a["category"] - centers_b["category"]).max() > 1e-3
+    other = tmp_path / "other.npz"
+    np.savez(other, **fixed, **centers_b)  # only the centers differ
+    sizes = ctr_run.model_sizes(tft.TFTransformOutput(artifacts()["transform_graph"]))
+    models = []
+    for uri in (centers_dirs[0], str(other)):
+        keras.utils.set_random_seed(0)
+        model = ctr_run.build_model(_training_config("mfn", uri), sizes)
+        model.build()
+        models.append(model)
+    assert (models[0].config.fixed_dim, models[0].config.word_dim) == (8, 50)  # from the arrays
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(models[0].centers["fine"]), centers_a["fine"])
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(models[0].fixed["item"].embeddings), fixed["item"])
+    for a, b in zip(models[0].weights, models[1].weights):
+        if "centers" not in a.path:
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+    x, _, _ = _inputs(models[0])
+    first, second = (keras.ops.convert_to_numpy(m(x)) for m in models)
+    assert np.abs(first - second).max() > 1e-6
+
+
+def test_mfn_without_centers_is_a_user_error_and_the_ablation_needs_none():
+    sizes = ctr_run.model_sizes(tft.TFTransformOutput(artifacts()["transform_graph"]))
+    with pytest.raises(UserError, match="mfn: MFN with pretrained interests needs the centers"):
+        ctr_run.build_model(_training_config("mfn", None), sizes)
+    assert not ctr_run.build_model(_training_config("mfn_no_pretrain", None), sizes).config.use_pretrain
+    assert type(ctr_run.build_model(_training_config("embedding_mlp", None), sizes)).__name__ == "EmbeddingMLP"
+
+
+def test_mfn_exports_with_the_ctr_signatures(centers_dirs, tmp_path):
+    sizes = ctr_run.model_sizes(tft.TFTransformOutput(artifacts()["transform_graph"]))
+    model = ctr_run.build_model(_training_config("mfn", centers_dirs[0]), sizes)
+    x, tft_output, table = _inputs(model)
+    expected = keras.ops.convert_to_numpy(keras.ops.sigmoid(model(x)))
+    ctr_export.export(model, ctr_export.item_vocabulary_file(tft_output), table, TRANSFORM["history_length"],
+                      str(tmp_path / "mfn"))
+    served = tf.saved_model.load(str(tmp_path / "mfn"))
+    vocab = [line.strip() for line in open(ctr_export.item_vocabulary_file(tft_output))]
+    raw = lambda ids: [vocab[i - 2] if i >= 2 else "" for i in ids]  # noqa: E731
+    history = [raw(h) for h in x["hist_item"].numpy()]
+    out = served.signatures["pctr"](user_id=tf.constant(["u"] * 3), history=tf.constant(history),
+                                    target=tf.constant(raw(x["target_item"].numpy())))["pctr"].numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
