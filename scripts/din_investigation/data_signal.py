@@ -3,8 +3,12 @@
 AUCs on the CTR eval protocol (each user's last 20 % of ratings by time, history = their
 train ratings), from the generator's true world and from simple history statistics.
 """
-import numpy as np, pandas as pd, sys
-from components.ingest.synthetic.movielens import MovieLensWorld, SyntheticMovieLensConfig, MOVIELENS_GENRES
+import sys
+
+import numpy as np
+import pandas as pd
+
+from components.ingest.synthetic.movielens import MOVIELENS_GENRES, MovieLensWorld, SyntheticMovieLensConfig
 from components.metrics.reference import global_auc
 
 data = sys.argv[1] if len(sys.argv) > 1 else "/tmp/ctr_demo/data/ctr-synthetic-demo"
@@ -45,7 +49,6 @@ for col in ["oracle", "oracle_no_user", "oracle_genre_movie", "pref", "movie_bia
             "sum_hist", "max_hist", "overlap_last50", "clicked_share"]:
     print(f"{col:20s} AUC {global_auc(E.y.values, E[col].values):.4f}")
 # history statistic + item ctr (logit-ish combination, fitted crude by grid)
-from itertools import product
 best = max(((global_auc(E.y.values, a * E.max_hist + np.log(E.item_ctr / (1 - E.item_ctr))), a) for a in [1, 2, 4, 8, 16]))
 print("max_hist + logit(item_ctr) best", best)
 # how well the history identifies preferred genres: top-k genres of the last-50 histogram vs truth

@@ -11,19 +11,20 @@ usage (from the repo root, PYTHONPATH=$PWD):
         l2 (item_l2: DIN's mini-batch aware L2), diag=1 (DIN: activation weights vs genre match)
 Prints one JSON line: eval AUC (the Trainer's protocol) and train AUC (20k training samples).
 """
-import json, sys, time
-import numpy as np
+import json
+import sys
+import time
+
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
-from keras import ops
 
 from components.metrics import reference
 from trainer.ctr import input as ci
 from trainer.ctr.config import CTRTransformConfig
 from trainer.ctr.models import MODELS
-from trainer.ctr.run import model_sizes, evaluate_users
-from trainer.transform_ops import PAD_ID
+from trainer.ctr.run import evaluate_users, model_sizes
 
 root = sys.argv[1]; name = sys.argv[2]
 opts = dict(a.split("=", 1) for a in sys.argv[3:])
@@ -49,7 +50,6 @@ def clicked_samples(items, ratings, h):
     before = (j[None, :] < pos[:, None]) & clicked[None, :]                      # [n-1, n]
     rank_from_end = tf.cumsum(tf.cast(before, tf.int32), axis=1, reverse=True)   # 1 = most recent
     keep = before & (rank_from_end <= h)
-    cnt = tf.reduce_sum(tf.cast(keep, tf.int32), axis=1)
     # slot index of kept item = (#kept up to and including it) - 1
     slot = tf.cumsum(tf.cast(keep, tf.int32), axis=1) - 1
     idx = tf.where(keep)

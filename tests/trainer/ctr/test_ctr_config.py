@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 
 import pytest
-from trainer.ctr.config import CTRTransformConfig, prepare_data
 
 from components.errors import UserError
 from pipeline import configs
+from trainer.ctr.config import CTRTransformConfig, prepare_data
 
 
 def test_taobao_is_refused_before_the_run_with_the_field_named(tmp_path):
