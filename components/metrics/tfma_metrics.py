@@ -61,6 +61,17 @@ def _one_user(k: int) -> PerExample:
     return per_user
 
 
+def _examples(element: metric_types.StandardMetricInputs, eval_config, key: metric_types.MetricKey):
+    """Each example's labels and scores as flat float64 arrays. Scores are padded to the batch's
+    longest example; the labels know the length, so the scores are cut to it."""
+    for label, prediction, _ in metric_util.to_label_prediction_example_weight(
+        element, eval_config=eval_config, model_name=key.model_name, output_name=key.output_name,
+        flatten=False, squeeze=False,
+    ):
+        labels = np.asarray(label, np.float64).reshape(-1)
+        yield labels, np.asarray(prediction, np.float64).reshape(-1)[: len(labels)]
+
+
 class _MeanOverExamples(beam.CombineFn):
     """Averages a per-example metric; examples where it is undefined (NaN) are skipped."""
 
@@ -74,17 +85,7 @@ class _MeanOverExamples(beam.CombineFn):
 
     def add_input(self, acc: tuple[float, int], element: metric_types.StandardMetricInputs) -> tuple[float, int]:
         total, count = acc
-        for label, prediction, _ in metric_util.to_label_prediction_example_weight(
-            element,
-            eval_config=self._eval_config,
-            model_name=self._key.model_name,
-            output_name=self._key.output_name,
-            flatten=False,
-            squeeze=False,
-        ):
-            labels = np.asarray(label, np.float64).reshape(-1)
-            # Scores are padded to the batch's longest impression; the labels know the length.
-            scores = np.asarray(prediction, np.float64).reshape(-1)[: len(labels)]
+        for labels, scores in _examples(element, self._eval_config, self._key):
             value = self._fn(labels, scores)
             if not np.isnan(value):
                 total, count = total + value, count + 1
@@ -99,7 +100,10 @@ class _MeanOverExamples(beam.CombineFn):
         return {self._key: total / count if count else float("nan")}
 
 
-def _computations(per_example: PerExample):
+def _computations(make_combiner: Callable[[metric_types.MetricKey, Any], beam.CombineFn]):
+    """TFMA's computations factory: one combiner `make_combiner(key, eval_config)` per model and
+    output."""
+
     def create(name: str, eval_config=None, model_names=None, output_names=None, example_weighted=False):
         computations = []
         for model_name in model_names or [""]:
@@ -108,28 +112,31 @@ def _computations(per_example: PerExample):
                     name=name, model_name=model_name, output_name=output_name, example_weighted=example_weighted
                 )
                 computations.append(
-                    metric_types.MetricComputation(
-                        keys=[key], preprocessors=None,
-                        combiner=_MeanOverExamples(key, eval_config, per_example),
-                    )
+                    metric_types.MetricComputation(keys=[key], preprocessors=None,
+                                                   combiner=make_combiner(key, eval_config))
                 )
         return computations
 
     return create
 
 
+def _mean_of(per_example: PerExample):
+    """Computations averaging `per_example` over the examples."""
+    return _computations(lambda key, eval_config: _MeanOverExamples(key, eval_config, per_example))
+
+
 class GroupAUC(tfma.metrics.Metric):
     """Mean per-impression ROC AUC over impressions with a click and a non-click (MIND's AUC)."""
 
     def __init__(self, name: str = "group_auc"):
-        super().__init__(_computations(_one_group(reference.group_auc)), name=name)
+        super().__init__(_mean_of(_one_group(reference.group_auc)), name=name)
 
 
 class MRR(tfma.metrics.Metric):
     """Mean reciprocal rank over all clicked items of each impression (MIND's MRR)."""
 
     def __init__(self, name: str = "mrr"):
-        super().__init__(_computations(_one_group(reference.mrr)), name=name)
+        super().__init__(_mean_of(_one_group(reference.mrr)), name=name)
 
 
 class NDCGAtK(tfma.metrics.Metric):
@@ -137,7 +144,7 @@ class NDCGAtK(tfma.metrics.Metric):
 
     def __init__(self, k: int = 10, name: str | None = None):
         self.k = k
-        super().__init__(_computations(_one_group(reference.ndcg_at_k, k=k)), name=name or f"ndcg@{k}")
+        super().__init__(_mean_of(_one_group(reference.ndcg_at_k, k=k)), name=name or f"ndcg@{k}")
 
     def get_config(self) -> dict:
         return {**super().get_config(), "k": self.k}
@@ -163,7 +170,7 @@ class PrecisionAtK(tfma.metrics.Metric):
 
     def __init__(self, k: int = 5, name: str | None = None):
         self.k = k
-        super().__init__(_computations(_one_user(k)), name=name or f"prec@{k}")
+        super().__init__(_mean_of(_one_user(k)), name=name or f"prec@{k}")
 
     def get_config(self) -> dict:
         return {**super().get_config(), "k": self.k}
@@ -173,8 +180,7 @@ class _PooledAUC(beam.CombineFn):
     """Collects (label, score) of every real slot (label ≥ 0) of every example; the exact ROC
     AUC of all of them at the end (`reference.global_auc`, ties count 1/2).
 
-    Padded slots carry label −1; the real slots come first in each example, so the scores are
-    cut to the number of real labels (the prediction may be padded wider than the labels).
+    Padded slots carry label −1 and are left out.
     """
 
     def __init__(self, key: metric_types.MetricKey, eval_config):
@@ -186,18 +192,10 @@ class _PooledAUC(beam.CombineFn):
 
     def add_input(self, acc, element: metric_types.StandardMetricInputs):
         labels_acc, scores_acc = acc
-        for label, prediction, _ in metric_util.to_label_prediction_example_weight(
-            element,
-            eval_config=self._eval_config,
-            model_name=self._key.model_name,
-            output_name=self._key.output_name,
-            flatten=False,
-            squeeze=False,
-        ):
-            labels = np.asarray(label, np.float64).reshape(-1)
-            labels = labels[labels >= 0]
-            labels_acc.append(labels)
-            scores_acc.append(np.asarray(prediction, np.float64).reshape(-1)[: len(labels)])
+        for labels, scores in _examples(element, self._eval_config, self._key):
+            real = labels >= 0
+            labels_acc.append(labels[real])
+            scores_acc.append(scores[real])
         return labels_acc, scores_acc
 
     def merge_accumulators(self, accs):
@@ -218,19 +216,6 @@ class _PooledAUC(beam.CombineFn):
         return {self._key: reference.global_auc(np.concatenate(labels), np.concatenate(scores))}
 
 
-def _pooled_auc_computations(name: str, eval_config=None, model_names=None, output_names=None, example_weighted=False):
-    computations = []
-    for model_name in model_names or [""]:
-        for output_name in output_names or [""]:
-            key = metric_types.MetricKey(
-                name=name, model_name=model_name, output_name=output_name, example_weighted=example_weighted
-            )
-            computations.append(
-                metric_types.MetricComputation(keys=[key], preprocessors=None, combiner=_PooledAUC(key, eval_config))
-            )
-    return computations
-
-
 class GlobalAUC(tfma.metrics.Metric):
     """Exact ROC AUC over every real (example, slot) pair at once: the CTR family's AUC.
 
@@ -241,7 +226,7 @@ class GlobalAUC(tfma.metrics.Metric):
     """
 
     def __init__(self, name: str = "auc"):
-        super().__init__(_pooled_auc_computations, name=name)
+        super().__init__(_computations(_PooledAUC), name=name)
 
 
 # The AUC metrics RelaImpr can be built on: our exact GlobalAUC over masked per-user rows (CTR
@@ -309,6 +294,11 @@ def _rela_impr_computations(auc_metric: str):
         return computations
 
     return create
+
+
+def _mean_of(per_example: PerExample):
+    """Computations averaging `per_example` over the examples."""
+    return _computations(lambda key, eval_config: _MeanOverExamples(key, eval_config, per_example))
 
 
 class RelaImpr(tfma.metrics.Metric):

@@ -33,6 +33,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components.errors import UserError
+from trainer import loop
 from trainer.ctr.config import CLICK_RATING, CTRTransformConfig
 from trainer.ctr.preprocessing import ITEM_VOCAB
 from trainer.transform_ops import PAD_ID, table_size
@@ -60,18 +61,6 @@ class ItemTable:
         return {f: tf.gather(self.fields[f], indices) for f in fields}
 
 
-def _parse(files: list[str], feature_spec: FeatureSpec, keys: Iterable[str]) -> tf.data.Dataset:
-    spec = {k: v for k, v in feature_spec.items() if k in set(keys)}
-    options = tf.data.Options()
-    options.autotune.enabled = False  # see trainer/news/input.py: a slow iterator teardown otherwise
-    return (
-        tf.data.TFRecordDataset(files, compression_type="GZIP")
-        .batch(1024)
-        .map(lambda x: tf.io.parse_example(x, spec), num_parallel_calls=tf.data.AUTOTUNE)
-        .with_options(options)
-    )
-
-
 def empty_table(num_items: int, cfg: CTRTransformConfig) -> ItemTable:
     return ItemTable({"categories": np.zeros((num_items, cfg.max_categories), np.int32),
                       "words": np.zeros((num_items, cfg.title_length), np.int32)})
@@ -81,7 +70,7 @@ def load_item_table(item_files: list[str], tft_output: tft.TFTransformOutput, cf
     """Reads the transformed `items` split into dense arrays (one pass)."""
     table = empty_table(table_size(tft_output, ITEM_VOCAB), cfg)
     widths = {"categories": cfg.max_categories, "words": cfg.title_length}
-    for batch in _parse(item_files, tft_output.transformed_feature_spec(), ("item_index",) + CONTENT_FIELDS):
+    for batch in loop.parse_transformed(item_files, tft_output.transformed_feature_spec(), ("item_index",) + CONTENT_FIELDS):
         index = batch["item_index"].numpy()
         for f in CONTENT_FIELDS:
             value = tf.sparse.reset_shape(batch[f], [batch[f].dense_shape[0], widths[f]])
@@ -97,7 +86,7 @@ def _ragged_rows(batch: dict[str, Any]) -> dict[str, Any]:
 def users(files: list[str], feature_spec: FeatureSpec, keys: Iterable[str] = SEQUENCE_FEATURES) -> tf.data.Dataset:
     """Transformed sequence rows, one element per user: ``items`` [n], ``ratings`` [n] (each
     user's own length), ..."""
-    return _parse(files, feature_spec, keys).map(_ragged_rows).unbatch()
+    return loop.parse_transformed(files, feature_spec, keys).map(_ragged_rows).unbatch()
 
 
 def clicks(ratings: tf.Tensor) -> tf.Tensor:

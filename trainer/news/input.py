@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from trainer import loop
 from trainer.news.preprocessing import NEWS_VOCAB, NewsTransformConfig
 from trainer.transform_ops import table_size
 
@@ -50,23 +51,6 @@ class NewsTable:
         return {f: tf.gather(self.fields[f], indices) for f in fields}
 
 
-def _parse(files: list[str], feature_spec: FeatureSpec, keys: Iterable[str]) -> tf.data.Dataset:
-    spec = {k: v for k, v in feature_spec.items() if k in set(keys)}
-    # No autotuning model thread (the option reaches every pipeline built on this one). Freeing
-    # an iterator waits for that thread, and in about half of our pipeline runs it sat out a
-    # timed wait: `fit` returned 17-25 s after its last step (seen with gdb: the main thread in
-    # ~RootDataset::Iterator, the model thread in Model::OptimizeLoop). AUTOTUNE parallel maps
-    # then use one call per core, and prefetch keeps its own buffer autotuning.
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return (
-        tf.data.TFRecordDataset(files, compression_type="GZIP")
-        .batch(1024)
-        .map(lambda x: tf.io.parse_example(x, spec), num_parallel_calls=tf.data.AUTOTUNE)
-        .with_options(options)
-    )
-
-
 def field_lengths(cfg: NewsTransformConfig) -> dict[str, int]:
     """Width of each sequence field of the news table (the others are one id per article)."""
     return {"title": cfg.title_length, "abstract": cfg.abstract_length, "entities": cfg.entity_length}
@@ -82,7 +66,7 @@ def load_news_table(news_files: list[str], tft_output: tft.TFTransformOutput, cf
     """Reads the transformed `news` split into dense arrays (one pass, ~50 MB for MIND-large)."""
     lengths = field_lengths(cfg)
     fields = empty_fields(table_size(tft_output, NEWS_VOCAB), cfg)
-    for batch in _parse(news_files, tft_output.transformed_feature_spec(), ("news_index",) + NEWS_FIELDS):
+    for batch in loop.parse_transformed(news_files, tft_output.transformed_feature_spec(), ("news_index",) + NEWS_FIELDS):
         index = batch["news_index"].numpy()
         for f in NEWS_FIELDS:
             value = batch[f]
@@ -101,7 +85,7 @@ def impressions(files: list[str], feature_spec: FeatureSpec) -> tf.data.Dataset:
     def unbatch_sparse(batch):
         return {k: tf.sparse.to_dense(v) if isinstance(v, tf.SparseTensor) else v for k, v in batch.items()}
 
-    return _parse(files, feature_spec, IMPRESSION_FEATURES).unbatch().map(unbatch_sparse)
+    return loop.parse_transformed(files, feature_spec, IMPRESSION_FEATURES).unbatch().map(unbatch_sparse)
 
 
 def _real_clicks_and_negatives(imp: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:

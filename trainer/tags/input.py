@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from trainer import loop
 from trainer.tags import fields as tag_fields
 from trainer.tags.config import TagsTrainingConfig, TagsTransformConfig
 from trainer.tags.preprocessing import DEMOGRAPHICS, GENRE_VOCAB, ITEM_VOCAB, TAG_VOCAB
@@ -54,19 +55,12 @@ class ItemTable:
         return tag_fields.user_fields(items, positive, self.tags, self.genres, self.num_tags, self.num_genres, length)
 
 
-def parse(files: list[str], feature_spec: FeatureSpec, keys: Sequence[str], batch_size: int = 512) -> tf.data.Dataset:
-    """Batches of the transformed features `keys` (variable-length ones as SparseTensors)."""
-    spec = {k: v for k, v in feature_spec.items() if k in set(keys)}
-    return tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size).map(
-        lambda x: tf.io.parse_example(x, spec))
-
-
 def load_item_table(files: list[str], tft_output: tft.TFTransformOutput, cfg: TagsTransformConfig) -> ItemTable:
     """Reads the transformed `items` split into dense arrays."""
     n = table_size(tft_output, ITEM_VOCAB)
     tags = np.zeros((n, cfg.tags_per_article), np.int32)
     genres = np.zeros((n, cfg.genres_per_article), np.int32)
-    for batch in parse(files, tft_output.transformed_feature_spec(), CATALOG_FEATURES):
+    for batch in loop.parse_transformed(files, tft_output.transformed_feature_spec(), CATALOG_FEATURES, batch_size=512):
         index = batch["catalog_index"].numpy()
         for array, key in ((tags, "catalog_tags"), (genres, "catalog_genres")):
             value = tf.sparse.reset_shape(batch[key], [len(index), array.shape[1]])
@@ -119,7 +113,7 @@ def training_samples(files: list[str], feature_spec: FeatureSpec, table: ItemTab
     """The labelled articles of every train sequence (see the module docstring)."""
     parts: dict[str, list[np.ndarray]] = {}
     counts = dict.fromkeys(("users", "events", "field_events", "later_events", "neutral", "untagged"), 0)
-    for batch in parse(files, feature_spec, SEQUENCE_FEATURES):
+    for batch in loop.parse_transformed(files, feature_spec, SEQUENCE_FEATURES, batch_size=512):
         items, ratings, lengths = _dense_rows(batch, "item_index", "ratings")
         position = np.arange(items.shape[1])[None, :]
         cut = split_point(lengths, cfg.field_fraction)[:, None]
@@ -161,7 +155,7 @@ def training_dataset(samples: TrainingSamples, batch_size: int, seed: int) -> tf
 def eval_users(files: list[str], feature_spec: FeatureSpec, table: ItemTable, cfg: TagsTrainingConfig,
                transform: TagsTransformConfig, model_fields: Sequence[str]) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
     """Per batch of eval users: (model inputs from the history, clicked-tag multi-hot [B, T])."""
-    for batch in parse(files, feature_spec, SEQUENCE_FEATURES):
+    for batch in loop.parse_transformed(files, feature_spec, SEQUENCE_FEATURES, batch_size=512):
         history, history_ratings, _ = _dense_rows(batch, "history_item_index", "history_ratings")
         items, ratings, _ = _dense_rows(batch, "item_index", "ratings")
         fields = table.fields(history, history_ratings >= cfg.positive_rating, transform.field_length)
