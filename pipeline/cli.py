@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 
 from components.console import quiet_native_stderr
 from components.errors import UserError, positive, writable_file
-from pipeline import bench_train
+from pipeline import bench_train, explain
 from serving import commands as serving_commands
 
 
@@ -199,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     serving_commands.add_bench_serve_parser(bench_sub)
     bench_train.add_bench_train_parser(bench_sub)
+    explain.add_explain_parser(sub)
     return parser
 
 
