@@ -28,10 +28,13 @@ def test_combination_interests_mask_padding_and_empty_histories():
     rng = np.random.default_rng(0)
     behaviours = rng.normal(size=(4, 6, 8)).astype("float32")
     mask = np.array([[1] * 6, [1, 1, 1, 0, 0, 0], [1, 0, 0, 0, 0, 0], [0] * 6], "float32")
-    out = _np(layer(behaviours, mask))
-    assert out.shape == (4, 3, 8)
+    out, weights = (_np(v) for v in layer(behaviours, mask))
+    assert out.shape == (4, 3, 8) and weights.shape == (4, 3, 6)
+    np.testing.assert_allclose(weights[:3].sum(-1), 1.0, rtol=1e-5)  # A: a distribution over real behaviours
+    np.testing.assert_array_equal(weights[mask[:, None, :].repeat(3, 1) == 0], 0.0)
+    np.testing.assert_allclose(out, np.einsum("bkn,bnd->bkd", weights, behaviours * mask[..., None]), rtol=1e-4, atol=1e-6)
     noisy = np.where(mask[..., None] > 0, behaviours, 100 * rng.normal(size=behaviours.shape)).astype("float32")
-    np.testing.assert_allclose(_np(layer(noisy, mask)), out, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(_np(layer(noisy, mask)[0]), out, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(out[3], 0.0)  # no behaviour, no interest
     np.testing.assert_allclose(out[2], np.broadcast_to(behaviours[2, 0], (3, 8)), rtol=1e-5)  # one: all of it
 
@@ -73,6 +76,31 @@ def test_padding_changes_nothing_and_empty_histories_are_finite(data, overrides)
     noisy = {k: v for k, v in noisy.items() if k in inputs}
     np.testing.assert_allclose(_np(model(noisy)), expected, rtol=1e-5, atol=1e-5)
     assert np.isfinite(_np(model(without_history(inputs), training=True))).all()
+
+
+@pytest.mark.parametrize("overrides", [{}, {"use_combination": False}, {"vocab_size": 0}, {"use_pretrain": False}])
+def test_call_is_score_of_encode_user(data, overrides):
+    """The serving split: cached interests scored against the targets give the model's logits,
+    also for many candidates per user (each user's row repeated) and for an empty history."""
+    inputs, _ = data
+    if overrides.get("vocab_size") == 0:
+        inputs = {k: v for k, v in inputs.items() if not k.endswith("_words")}
+    model = _tiny(**overrides)
+    expected = _np(model(inputs))
+    interests = model.encode_user({k: v for k, v in inputs.items() if k.startswith("hist_")})
+    blocks = len(model.config.levels) * (2 if model.config.use_combination else 1)
+    assert _np(interests).shape == (len(expected), model.interest_size)
+    assert model.interest_size == sum(4 * model._level_dim(level) for level, _ in model.blocks) and len(model.blocks) == blocks
+    np.testing.assert_allclose(_np(model.score(interests, inputs)), expected, rtol=1e-5, atol=1e-5)
+    # One user's interests against every target of the batch (the candidates request).
+    targets = {k: v for k, v in inputs.items() if k.startswith("target_")}
+    one = np.repeat(_np(interests)[:1], len(expected), axis=0)
+    many = _np(model.score(one, targets))
+    repeated = {k: (np.repeat(v[:1], len(expected), axis=0) if k.startswith("hist_") else v) for k, v in inputs.items()}
+    np.testing.assert_allclose(many, _np(model(repeated)), rtol=1e-5, atol=1e-5)
+    empty = without_history(inputs)
+    np.testing.assert_allclose(_np(model.encode_user(empty)), 0.0)
+    np.testing.assert_allclose(_np(model.score(model.encode_user(empty), empty)), _np(model(empty)), rtol=1e-5, atol=1e-5)
 
 
 def test_ablations_and_centers():

@@ -23,6 +23,10 @@ target item attends to them:
 * **Output** (eq. 12): an MLP over the target item vector (the item profile) and the aggregated
   vectors of both levels `[v_s; v_c]`, trained with binary cross-entropy. MovieLens has no user
   profile or context features beyond the behaviours, so those parts of eq. 12 are empty.
+* **Serving split.** Eqs. 4-7 read the behaviours only, eqs. 8-12 the interests and the target,
+  so the model is `score(encode_user(x), x)`: `encode_user` gives each user's interests as one
+  flat row (cacheable per user, the paper's serving claim) and `score` scores any number of
+  targets against it. `call` is exactly that composition (one embedding lookup for both sides).
 
 Ablations (Table 1): `use_pretrain=False` ("MFN w/o pretrain": centers are random and trained
 with the model, `P = softmax(𝓔 Cᵀ)` on the trainable embeddings) and `use_combination=False`
@@ -182,7 +186,9 @@ class CombinationInterests(keras.layers.Layer):
         mask: `[B, n]`, nonzero for a real behaviour.
 
     Returns:
-        Float `[B, K, d]`.
+        `(interests [B, K, d], weights A [B, K, n])`: R_c and the attention of eq. 6 (each
+        interest's distribution over the behaviours, 0 on padding), which the explanation
+        command shows.
 
     References:
         - Xie et al., 2021, eqs. (6)-(7); Lin et al., 2017, "A Structured Self-attentive
@@ -204,7 +210,7 @@ class CombinationInterests(keras.layers.Layer):
         self.w2.build((None, None, self.units))
         self.built = True
 
-    def call(self, behaviours: Any, mask: Any) -> Any:
+    def call(self, behaviours: Any, mask: Any) -> tuple[Any, Any]:
         real = ops.cast(mask, "bool")
         behaviours = ops.where(ops.expand_dims(real, -1), behaviours, 0.0)
         pairs = ops.logical_and(ops.expand_dims(real, 2), ops.expand_dims(real, 1))
@@ -212,7 +218,7 @@ class CombinationInterests(keras.layers.Layer):
         logits = ops.transpose(self.w2(self.w1(states)), (0, 2, 1))  # [B, K, n]
         logits = ops.where(ops.expand_dims(real, 1), logits, large_negative(logits.dtype))
         weights = ops.softmax(logits, axis=-1) * ops.cast(ops.expand_dims(real, 1), logits.dtype)
-        return ops.matmul(weights, behaviours)
+        return ops.matmul(weights, behaviours), weights
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "num_interests": self.num_interests, "heads": self.heads, "units": self.units}
@@ -351,37 +357,88 @@ class MFN(CTRModel):
         """The fixed vectors E of each behaviour, per level (`fixed_behaviours`)."""
         return fixed_behaviours(self.fixed, inputs, FINE in self.config.levels)
 
-    def interests(self, inputs: dict[str, Any], training: bool = False) -> dict[str, Any]:
-        """Per level: `similarity` `[B, K, d]`, `assignment` P `[B, n, K]` and (unless ablated)
-        `combination` `[B, K, d]`; plus the `target` vector (for explanations and `call`)."""
-        if not self.built:  # called directly, before the first `__call__` built the model
-            self.build()
-        history, target = self.embed_items(inputs)
-        history = ops.cast(history, "float32")
+    def _embed(self, inputs: dict[str, Any], side: str) -> Any:
+        """Trainable item vectors of one side (`hist` `[B, H, D]` or `target` `[B, D]`) alone,
+        for `encode_user` (no target) and `score` (no history)."""
+        fields = {f: ops.cast(inputs[f"{side}_{f}"], "int32") for f in self.item_fields}
+        return ops.cast(self.item_embedding(fields), "float32")
+
+    # ------------------------------------------------------------------ user side (eqs. 4-7)
+    @property
+    def interest_size(self) -> int:
+        """Width D of `encode_user`'s rows: K·d per (level, kind) block of `blocks`."""
+        return sum(self.config.num_interests * self._level_dim(level) for level, _ in self.blocks)
+
+    def _user_parts(self, history: Any, inputs: dict[str, Any]) -> dict[str, Any]:
         mask = ops.cast(inputs["hist_mask"], "float32")
         trainable = self._split(history)
         fixed = self._fixed_behaviours(inputs) if self.config.use_pretrain else trainable
-        out = {"target": ops.cast(target, "float32")}
+        out = {}
         for level in self.config.levels:
             p = assignment(fixed[level], ops.cast(self.centers[level], "float32")) * ops.expand_dims(mask, -1)
             level_out = {"assignment": p, "similarity": ops.matmul(ops.transpose(p, (0, 2, 1)), trainable[level])}
             if level in self.combination:
-                level_out["combination"] = self.combination[level](trainable[level], mask)
+                level_out["combination"], level_out["attention"] = self.combination[level](trainable[level], mask)
             out[level] = level_out
         return out
 
-    def call(self, inputs: dict[str, Any], training: bool = False) -> Any:
-        parts = self.interests(inputs, training)
-        target = parts["target"]
+    def interests(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Per level: `similarity` R_s `[B, K, d]` with its `assignment` P `[B, n, K]` (eqs.
+        4-5) and, unless ablated, `combination` R_c `[B, K, d]` with its `attention` A `[B, K,
+        n]` (eqs. 6-7). Reads the history fields only. For explanations and tests; serving
+        uses the flat `encode_user`."""
+        if not self.built:  # called directly, before the first `__call__` built the model
+            self.build()
+        return self._user_parts(self._embed(inputs, "hist"), inputs)
+
+    def _flatten(self, parts: dict[str, Any]) -> Any:
+        """`[R_s; R_c]` of every level as one row `[B, D]`: the blocks in `blocks` order, each
+        interest's d values in turn."""
+        return ops.concatenate(
+            [ops.reshape(parts[level][kind], (-1, self.config.num_interests * self._level_dim(level)))
+             for level, kind in self.blocks], axis=-1)
+
+    def _unflatten(self, interests: Any) -> list[Any]:
+        """`_flatten`'s inverse: one `[B, K, d]` tensor per block of `blocks`."""
+        k, out, start = self.config.num_interests, [], 0
+        for level, _ in self.blocks:
+            dim = self._level_dim(level)
+            out.append(ops.reshape(interests[:, start: start + k * dim], (-1, k, dim)))
+            start += k * dim
+        return out
+
+    def encode_user(self, inputs: dict[str, Any]) -> Any:
+        """A user's interests, float `[B, D]` (`interest_size`): the user side of MFN (eqs.
+        4-7), everything that does not depend on the target, so it can be computed once per
+        user and cached. `2K` vectors per level (`K` without combination), flattened level by
+        level, similarity block first. Reads `hist_*` only."""
+        return self._flatten(self.interests(inputs))
+
+    # ------------------------------------------------------------------ target side (eqs. 8-12)
+    def _score(self, interests: Any, target: Any, training: bool) -> Any:
         targets = self._split(target)
         vectors = [target]
-        for level, kind in self.blocks:
-            vector, _ = self.aggregation[f"{level}_{kind}"](parts[level][kind], targets[level], training=training)
+        for (level, kind), block in zip(self.blocks, self._unflatten(interests)):
+            vector, _ = self.aggregation[f"{level}_{kind}"](block, targets[level], training=training)
             vectors.append(vector)
+        return ops.cast(self.mlp(ops.concatenate(vectors, axis=-1), training=training), "float32")
+
+    def score(self, interests: Any, inputs: dict[str, Any], training: bool = False) -> Any:
+        """Logits `[B]` of the targets (`target_*` fields of `inputs`) against cached
+        interests `[B, D]` from `encode_user`: the target attention over each block (eqs.
+        8-11) and the MLP (eq. 12)."""
+        if not self.built:
+            self.build()
+        return self._score(ops.cast(interests, "float32"), self._embed(inputs, "target"), training)
+
+    def call(self, inputs: dict[str, Any], training: bool = False) -> Any:
+        """`score(encode_user(inputs), inputs)`, with history and target embedded in one
+        lookup and `λ·L_E` added in training when the centers train."""
+        history, target = self.embed_items(inputs)
+        parts = self._user_parts(ops.cast(history, "float32"), inputs)
         if self.config.interest_loss_weight > 0 and self.config.centers_trainable and training:
             mask = inputs["hist_mask"]
             for level in self.config.levels:
                 l_se, l_me = entropy_terms(parts[level]["assignment"], mask)
                 self.add_loss(self.config.interest_loss_weight * (l_se - l_me))
-        logits = self.mlp(ops.concatenate(vectors, axis=-1), training=training)
-        return ops.cast(logits, "float32")
+        return self._score(self._flatten(parts), ops.cast(target, "float32"), training)
