@@ -84,6 +84,19 @@ PCTR = Signature(
 )
 """CTR: behaviour history (item ids) and one target item per row → click probability in (0, 1)."""
 
+ENCODE_INTERESTS = Signature(
+    "encode_user", (_ids("user_id"), _ids("history", None)), (_floats("interests", None),)
+)
+"""CTR models with cacheable interests (MFN): behaviour history (item ids, oldest first) → the
+user's interests as one flat row `[B, D]` (D fixed per exported model), to cache per user."""
+
+PCTR_FROM_INTERESTS = Signature(
+    "pctr_from_interests", (_floats("interests", None), _ids("candidates", None)), (_floats("pctr", None),)
+)
+"""CTR models with cacheable interests: cached `interests` `[B, D]` and candidate item ids
+`[B, N]` → click probabilities `[B, N]` (0 on `""` padding); one request scores N candidates and
+equals `pctr` of the same user and items."""
+
 USER_TAGS = Signature(
     "user_tags",
     (_ids("user_id"), _ids("history", None), _ids("features", None)),
@@ -98,3 +111,7 @@ BY_FAMILY: dict[str, tuple[Signature, ...]] = {
     "tags": (USER_TAGS,),
 }
 """The raw-input signatures each family exports besides `serving_default`."""
+
+CACHED_INTERESTS: tuple[Signature, ...] = (ENCODE_INTERESTS, PCTR_FROM_INTERESTS)
+"""Exported besides the CTR family's by the models whose user side can be cached (MFN and its
+ablations: `MFN.encode_user` / `MFN.score`)."""

@@ -14,6 +14,13 @@ id the same way) and the item table, so that serving takes raw ids:
   ``user_id`` is part of the family's contract but unused by the current models (they read
   behaviours only).
 
+MFN (and its ablations) also exports its cacheable user side (`signatures.CACHED_INTERESTS`):
+
+* ``encode_user(user_id, history)`` → ``interests`` ``[B, D]``, `MFN.encode_user` over the same
+  last H history ids as ``pctr``;
+* ``pctr_from_interests(interests, candidates)`` → ``pctr`` ``[B, N]``: N candidate ids per row
+  scored against that row's cached interests (`MFN.score`); ``""`` candidates score 0.
+
 Ids unknown to the vocabulary (or not decimal) get the unknown id 1 and are scored; an empty
 target scores 0.
 """
@@ -27,6 +34,7 @@ import tensorflow_transform as tft
 from trainer import signatures
 from trainer.ctr import input as ctr_input
 from trainer.ctr.config import CLICK_RATING
+from trainer.ctr.models.mfn import MFN
 from trainer.ctr.preprocessing import ITEM_VOCAB
 from trainer.transform_ops import FIRST_ID, PAD_ID, UNKNOWN_ID
 
@@ -137,4 +145,45 @@ def export(model: keras.Model, vocabulary_file: str, table: ctr_input.ItemTable,
     archive.track(scorer)
     for signature in (signatures.SERVING_DEFAULT, LABELS, *signatures.BY_FAMILY["ctr"]):
         archive.add_endpoint(signature.name, getattr(serving, signature.name), signature.tf_specs())
+    if isinstance(model, MFN):
+        add_interest_endpoints(archive, scorer)
     archive.write_out(path, verbose=False)
+
+
+class InterestServing:
+    """MFN's cacheable user side over a scorer's vocabulary and item table."""
+
+    def __init__(self, scorer: CTRScorer):
+        self.scorer = scorer
+        self.model = scorer.model
+
+    def _fields(self, side: str, ids: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The model's `hist_*` or `target_*` inputs of item ids (content from the item table)."""
+        inputs = {f"{side}_item": tf.cast(ids, tf.int32)}
+        for f in self.scorer.fields:
+            if f != "item":
+                inputs[f"{side}_{f}"] = tf.gather(self.scorer.table[f], ids)
+        if side == "hist":
+            inputs["hist_mask"] = tf.cast(ids != PAD_ID, tf.float32)
+        return inputs
+
+    def encode_user(self, user_id: tf.Tensor, history: tf.Tensor) -> dict[str, tf.Tensor]:
+        del user_id  # in the contract; the interests read behaviours only
+        ids = self.scorer.history(tf.RaggedTensor.from_tensor(history))
+        return {"interests": tf.cast(self.model.encode_user(self._fields("hist", ids)), tf.float32)}
+
+    def pctr_from_interests(self, interests: tf.Tensor, candidates: tf.Tensor) -> dict[str, tf.Tensor]:
+        ids = self.scorer.ids(candidates)  # [B, N]
+        flat = tf.reshape(ids, [-1])
+        rows = tf.repeat(interests, tf.shape(ids)[1], axis=0)  # each user's row once per candidate
+        probability = tf.sigmoid(tf.cast(self.model.score(rows, self._fields("target", flat), training=False),
+                                         tf.float32))
+        probability = tf.where(flat == PAD_ID, tf.zeros_like(probability), probability)
+        return {"pctr": tf.reshape(probability, tf.shape(ids))}
+
+
+def add_interest_endpoints(archive: keras.export.ExportArchive, scorer: CTRScorer) -> None:
+    """Adds `signatures.CACHED_INTERESTS` (MFN's ``encode_user``, ``pctr_from_interests``)."""
+    serving = InterestServing(scorer)
+    for signature in signatures.CACHED_INTERESTS:
+        archive.add_endpoint(signature.name, getattr(serving, signature.name), signature.tf_specs())

@@ -1,8 +1,8 @@
 """Tests for the CTR SavedModel (trainer/ctr/export.py): the exported signatures agree with
 each other and with the Keras model on the trainer's inputs, and odd ids are scored.
 
-A tiny untrained DIN over an 8-item vocabulary file; raw ids are the decimal strings the
-Transform's vocabulary holds (line i = item id i + 2).
+A tiny untrained DIN (and MFN, for its cacheable interests) over an 8-item vocabulary file; raw
+ids are the decimal strings the Transform's vocabulary holds (line i = item id i + 2).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from trainer import signatures
 from trainer.ctr import input as ctr_input
 from trainer.ctr.export import export
 from trainer.ctr.models import build_model
@@ -27,17 +28,25 @@ def _table() -> ctr_input.ItemTable:
     return ctr_input.ItemTable({"categories": categories, "words": words})
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ctr_export")
+def _export(root, name: str, **overrides):
     vocab = root / "items"
     vocab.write_text("\n".join(RAW_IDS) + "\n")
     table = _table()
-    model = build_model("din", "tiny", num_items=len(RAW_IDS) + 2, num_categories=6, vocab_size=9)
+    model = build_model(name, "tiny", num_items=len(RAW_IDS) + 2, num_categories=6, vocab_size=9, **overrides)
     x = ctr_input.to_model_inputs(tf.zeros([2, H], tf.int64), tf.constant([2, 3], tf.int64), table, model.item_fields)
     model(x)  # builds, as training does
-    export(model, str(vocab), table, H, str(root / "model"))
-    return model, table, tf.saved_model.load(str(root / "model"))
+    export(model, str(vocab), table, H, str(root / name))
+    return model, table, tf.saved_model.load(str(root / name))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    return _export(tmp_path_factory.mktemp("ctr_export"), "din")
+
+
+@pytest.fixture(scope="module", params=["mfn", "mfn_no_combination"])
+def exported_mfn(tmp_path_factory, request):
+    return _export(tmp_path_factory.mktemp("mfn_export"), request.param)
 
 
 def _eval_example(history: list[int], items: list[int], ratings: list[float]) -> bytes:
@@ -100,3 +109,29 @@ def test_unknown_and_empty_ids_are_scored_not_crashed(exported):
     padded = served.signatures["pctr"](
         user_id=tf.constant(["x"]), history=tf.constant([["", "17", ""]]), target=tf.constant(["64"]))["pctr"].numpy()
     np.testing.assert_allclose(compact, padded, rtol=1e-6)
+
+
+def test_only_mfn_exports_the_cached_interest_signatures(exported, exported_mfn):
+    ctr = {"serving_default", "labels", *(s.name for s in signatures.BY_FAMILY["ctr"])}
+    assert set(exported[2].signatures) == ctr
+    assert set(exported_mfn[2].signatures) == ctr | {s.name for s in signatures.CACHED_INTERESTS}
+
+
+def test_scores_from_cached_interests_equal_pctr(exported_mfn):
+    """`encode_user` once per user, then `pctr_from_interests` over N candidates per row, gives
+    the `pctr` signature's probability of every (user, candidate); padded candidates score 0."""
+    model, _, served = exported_mfn
+    histories = [["101", "205", "17", "3000", "42", "7"], ["", "", "", "", "", ""], ["64", "I-unknown", "", "", "", ""]]
+    candidates = [["999", "64", "5555", "17"], ["17", "", "", ""], ["205", "101", "not-an-id", ""]]
+    interests = served.signatures["encode_user"](user_id=tf.constant(["a", "b", "c"]),
+                                                 history=tf.constant(histories))["interests"]
+    assert interests.shape == (3, model.interest_size)
+    np.testing.assert_array_equal(interests.numpy()[1], 0.0)  # an empty history has no interest
+    cached = served.signatures["pctr_from_interests"](interests=interests,
+                                                      candidates=tf.constant(candidates))["pctr"].numpy()
+    assert cached.shape == (3, 4)
+    for i, (history, row) in enumerate(zip(histories, candidates)):
+        direct = served.signatures["pctr"](user_id=tf.constant(["u"] * len(row)), history=tf.constant([history] * len(row)),
+                                           target=tf.constant(row))["pctr"].numpy()
+        np.testing.assert_allclose(cached[i], direct, rtol=1e-5, atol=1e-6)
+    assert (cached[1, 1:] == 0).all() and cached[2, 3] == 0 and (cached[0] > 0).all()
