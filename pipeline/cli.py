@@ -11,7 +11,7 @@
     usermodel data download mind-small|mind-large|ml-1m|ml-latest-small [--out DIR]
     usermodel data inspect mind|movielens|taobao DIR
     usermodel serve --model-base-path DIR [--port N] [--rest-port N] [--model-config-file FILE]
-    usermodel query [--target HOST:PORT] [--model NAME] score|encode-news|encode-user|tags|pctr|status ...
+    usermodel query [--target HOST:PORT] [--model NAME] score|encode-news|encode-user|tags|pctr|interests|status ...
     usermodel bench serve (--model-base-path DIR | --target HOST:PORT) [--concurrency N ...] [--mix SIG=W,...]
     usermodel bench train [--models nrms,lstur,fum_title,fum] [--steps N] [--windows N] [--embedding-dim D]
                           [--lengths-from DIR] [--jit-compile] [--mixed-precision] [--json FILE]

@@ -121,7 +121,7 @@ def _state(value: int) -> str:
 
 # ---------------------------------------------------------------------------- query
 def add_query_parser(sub) -> None:
-    query = sub.add_parser("query", help="call a served model (news scoring/encoding, top-K tags, pCTR, status)")
+    query = sub.add_parser("query", help="call a served model (news scoring/encoding, top-K tags, pCTR, interests, status)")
     query.add_argument("--target", default="localhost:8500", help="gRPC host:port (default localhost:8500)")
     query.add_argument("--model", default="nrms", help="model name (default nrms)")
     query.add_argument("--version", type=int, help="a specific version (default: the latest served)")
@@ -151,6 +151,12 @@ def add_query_parser(sub) -> None:
     pctr.add_argument("--user", default="")
     pctr.add_argument("--history", nargs="*", default=[])
     pctr.add_argument("--targets", nargs="+", required=True)
+    pctr.add_argument("--cached", action="store_true",
+                      help="encode the user's interests once (encode_user), then score all targets in one "
+                           "pctr_from_interests request (models with cacheable interests: MFN)")
+    interests = what.add_parser("interests", help="a user's cacheable interests (CTR models with them: MFN)")
+    interests.add_argument("--user", default="")
+    interests.add_argument("--history", nargs="*", default=[])
     what.add_parser("status", help="the model's versions and their states")
     query.set_defaults(fn=_query)
 
@@ -173,11 +179,18 @@ def _query(args: argparse.Namespace) -> int:
             elif args.what == "encode-user":
                 vector = client.encode_user(args.model, args.user, args.history, **spec)
                 result = {"user_vector": [round(float(v), 6) for v in vector]}
+            elif args.what == "interests":
+                vector = client.user_interests(args.model, args.user, args.history, **spec)
+                result = {"interests": [round(float(v), 6) for v in vector]}
             elif args.what == "tags":
                 result = [{"tag": t, "score": s}
                           for t, s in client.top_tags(args.model, args.user, args.history, args.features, args.k, **spec)]
             elif args.what == "pctr":
-                probs = client.pctr(args.model, args.user, args.history, args.targets, **spec)
+                if args.cached:
+                    interests = client.user_interests(args.model, args.user, args.history, **spec)
+                    probs = client.pctr_from_interests(args.model, interests, args.targets, **spec)
+                else:
+                    probs = client.pctr(args.model, args.user, args.history, args.targets, **spec)
                 result = [{"item_id": t, "pctr": float(p)} for t, p in zip(args.targets, probs)]
             else:
                 result = [dataclasses.asdict(v) for v in client.status(args.model, args.version)]
