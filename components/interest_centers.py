@@ -67,7 +67,8 @@ def factory(example_gen, transform, trainers, config):
     """The pre-step of `Family.pre_steps` (`pipeline/pipeline.py`): `(InterestCenters.ctr, "centers")`.
 
     K is the run's MFN models' `num_interests` (they must agree: one centers artifact); the
-    seed is the run's training seed.
+    seed is the run's training seed; Algorithm 1's steps, batch size and learning rate are the
+    family's `training.interest_centers` (`trainer.ctr.config.InterestCentersConfig`).
 
     Raises:
         ConfigError: the run has no Base to read the fixed tables from, or MFN variants with
@@ -84,12 +85,16 @@ def factory(example_gen, transform, trainers, config):
           for model in config.models if model in USERS}
     if len(set(ks.values())) > 1:
         raise ConfigError(f"model_configs: {ks} share one interest-centers step and need one num_interests")
+    fit = family.training_config_class().from_dict(config.training_for(AUXILIARY)).interest_centers
     node = InterestCenters(
         transformed_examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         auxiliary_model=trainers[AUXILIARY].outputs["model"],
         transform_config=json.dumps(dict(config.families[family.name].transform)),
         num_interests=next(iter(ks.values()), 4),
+        steps=fit.steps,
+        batch_size=fit.batch_size,
+        learning_rate=fit.learning_rate,
         seed=config.training.seed,
     )
     return node.with_id(f"InterestCenters.{family.name}"), "centers"

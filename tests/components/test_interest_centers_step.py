@@ -165,3 +165,42 @@ def test_mfn_exports_with_the_ctr_signatures(centers_dirs, tmp_path):
     out = served.signatures["pctr"](user_id=tf.constant(["u"] * 3), history=tf.constant(history),
                                     target=tf.constant(raw(x["target_item"].numpy())))["pctr"].numpy()
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_algorithm_1_settings_reach_the_pre_step_and_are_validated(tmp_path):
+    """`families.ctr.training.interest_centers` → the InterestCenters node's parameters
+    (defaults: 300 steps, batch 128, Adam 0.01); bad values name their field."""
+    from pipeline import configs
+    from pipeline.pipeline import create_pipeline
+
+    def centers_node(**settings):
+        overrides = {"models": ["embedding_mlp", "mfn"], "output_dir": str(tmp_path)}
+        if settings:
+            overrides["families"] = {"ctr": {"training": {"interest_centers": settings}}}
+        nodes = {c.id: c for c in create_pipeline(configs.load_config("tiny", overrides=overrides)).components}
+        props = nodes["InterestCenters.ctr"].exec_properties
+        return props["steps"], props["batch_size"], props["learning_rate"]
+
+    assert centers_node() == (300, 128, 0.01)
+    assert centers_node(steps=7, batch_size=5, learning_rate=0.2) == (7, 5, 0.2)
+    for bad, message in (({"steps": 0}, "interest_centers.steps: must be at least 1"),
+                         ({"learning_rate": -1.0}, "interest_centers.learning_rate: must be > 0"),
+                         ({"stepz": 3}, "interest_centers: Unknown InterestCentersConfig fields: \\['stepz'\\]")):
+        with pytest.raises(configs.ConfigError, match=f"families.ctr.training: {message}"):
+            centers_node(**bad)
+
+
+def test_component_parameters_reach_fit_interest_centers(monkeypatch, tmp_path):
+    """The executor's `steps`/`batch_size`/`learning_rate` (non-default in `run_executor`) are
+    the settings Algorithm 1 runs with."""
+    from trainer.ctr.models import interests
+
+    seen = []
+
+    def recording_fit(behaviours, mask, config):
+        seen.append(config)
+        return interests.initial_centers(behaviours, mask, config)
+
+    monkeypatch.setattr(ctr_centers, "fit_interest_centers", recording_fit)
+    run_executor(str(tmp_path / "c"), 0)
+    assert [(c.num_interests, c.steps, c.batch_size, c.learning_rate) for c in seen] == [(K, 60, 4, 0.05)] * 2

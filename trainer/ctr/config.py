@@ -44,11 +44,50 @@ class CTRTransformConfig(DictConfig):
 
 
 @dataclasses.dataclass
+class InterestCentersConfig(DictConfig):
+    """Algorithm 1's settings (MFN, Section 3.2), for the interest-centers pre-step
+    (`components/interest_centers.py` → `interests.fit_interest_centers`).
+
+    The paper gives none of them for the public data sets; the defaults fit the centers of a
+    MovieLens-sized run in seconds and lower L_E on the tiny and demo runs (docs/mfn.md). K is
+    not here: it is the MFN models' `num_interests` (one K for both levels, the paper's K), and
+    the seed is the run's training seed.
+    """
+
+    steps: int = 300
+    """Adam steps, each over a mini-batch of users."""
+    batch_size: int = 128
+    """Users per step."""
+    learning_rate: float = 0.01
+    """Adam's learning rate."""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"interest_centers.{name}: must be at least 1, got {getattr(self, name)}")
+        if not float(self.learning_rate) > 0:
+            raise ValueError(f"interest_centers.learning_rate: must be > 0, got {self.learning_rate}")
+
+
+@dataclasses.dataclass
 class CTRTrainingConfig(TrainingConfig):
-    """The generic training config; CTR training is pointwise, with no family fields yet."""
+    """The generic training config and the settings of MFN's interest-centers pre-step."""
 
     model: str = "embedding_mlp"
     """Registry name in `trainer/ctr/models`."""
+    interest_centers: InterestCentersConfig = dataclasses.field(default_factory=InterestCentersConfig)
+    """Algorithm 1's settings (`families.ctr.training.interest_centers` in the pipeline config);
+    they reach the centers pre-step, which runs before MFN's Trainer."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.interest_centers, dict):  # from a config file or TFX custom_config
+            try:
+                self.interest_centers = InterestCentersConfig.from_dict(self.interest_centers)
+            except TypeError as err:
+                raise ValueError(f"interest_centers: {err}") from None
+            except ValueError as err:
+                raise ValueError(err if str(err).startswith("interest_centers") else f"interest_centers: {err}") from None
 
 
 def prepare_data(dataset: str, data_dir: str, synthetic_preset: str, out: TextIO, **source_options: str) -> None:
