@@ -34,7 +34,7 @@ import numpy as np
 from components.errors import UserError, positive
 from pipeline.explain import heatmap
 
-__all__ = ["Explanation", "InterestRow", "add_parser", "explain_user", "run"]
+__all__ = ["Explanation", "InterestRow", "TrainedRun", "add_parser", "explain_user", "load_run", "run"]
 
 _LABEL_CHARS = 28
 """Item labels are cut to this many characters (the heatmap's column labels)."""
@@ -222,12 +222,29 @@ def _user_history(examples_uri: str, feature_spec, user: str, history_length: in
     raise UserError(f"--user: user {user} is not in the run's train or eval data")
 
 
-def run(output_dir: str, user: str, model_name: str = "mfn", out_dir: str | None = None, top: int = 5) -> tuple[Explanation, str]:
-    """Loads the run's trained `model_name`, explains `user`, writes the SVG; returns both.
+@dataclasses.dataclass
+class TrainedRun:
+    """What the explanation needs from a run: the trained Keras MFN and the data around it."""
+
+    model: Any
+    serving_dir: str
+    table: Any
+    """The item table (`ctr_input.ItemTable`)."""
+    labels: list[str]
+    """Item labels by item id: "title [raw id]" where the catalog has a title."""
+    words: list[str]
+    """The title-word vocabulary by word id."""
+    examples_uri: str
+    feature_spec: dict[str, Any]
+    history_length: int
+
+
+def load_run(output_dir: str, model_name: str = "mfn") -> TrainedRun:
+    """The run's trained `model_name` as a Keras MFN (rebuilt from the run's config and
+    artifacts, weights copied from its SavedModel), its item table and labels.
 
     Raises:
-        UserError: no such run, a model that is not an MFN of the run, a missing artifact, an
-            unknown user.
+        UserError: no such run, a model that is not an MFN of the run, a missing artifact.
     """
     config_path = os.path.join(output_dir, "config.json")
     if not os.path.exists(config_path):
@@ -256,14 +273,16 @@ def run(output_dir: str, user: str, model_name: str = "mfn", out_dir: str | None
     graph_uri = _outputs(metadata, "Transform.ctr", "transform_graph", "CTR Transform graph")
     examples_uri = _outputs(metadata, "Transform.ctr", "transformed_examples", "transformed CTR examples")
     cfg = CTRTrainingConfig.from_dict(config.training_for(model_name))
-    if model_name in ("mfn", "mfn_no_combination"):  # the models with a centers pre-step
+    model_config = MODELS.make_config(model_name, cfg.model_config)
+    if model_config.use_pretrain:  # built with the centers artifact's tables (their widths size the model)
         cfg.pre_steps = {"centers": _outputs(metadata, "InterestCenters.ctr", "centers", "interest centers")}
     tft_output = tft.TFTransformOutput(graph_uri)
     transform = CTRTransformConfig.from_dict(cfg.transform)
     model = ctr_run.build_model(cfg, ctr_run.model_sizes(tft_output))
     model.build()
     serving = os.path.join(model_uri, "Format-Serving")
-    _restore_weights(model, serving if tf.io.gfile.exists(serving) else model_uri)
+    serving = serving if tf.io.gfile.exists(serving) else model_uri
+    _restore_weights(model, serving)
     table = ctr_input.load_item_table(
         loop.split_files([os.path.join(examples_uri, "Split-items", "*")]), tft_output, transform)
     raw_ids = [b.decode() for b in tft_output.vocabulary_by_name(ITEM_VOCAB)]
@@ -274,10 +293,28 @@ def run(output_dir: str, user: str, model_name: str = "mfn", out_dir: str | None
     words = ["", "(unknown)"]
     if tft_output.vocabulary_size_by_name(WORD_VOCAB):
         words += [w.decode("utf-8", "replace") for w in tft_output.vocabulary_by_name(WORD_VOCAB)]
-    history = _user_history(examples_uri, tft_output.transformed_feature_spec(), user, transform.history_length)
-    inputs = {k: np.asarray(v) for k, v in ctr_input.to_model_inputs(
-        tf.constant(history[None]), tf.zeros([1], tf.int64), table, model.item_fields).items() if k.startswith("hist_")}
-    explanation = explain_user(model, inputs, table.fields, labels, words, user=user, top=top)
+    return TrainedRun(model, serving, table, labels, words, examples_uri, tft_output.transformed_feature_spec(),
+                      transform.history_length)
+
+
+def run(output_dir: str, user: str, model_name: str = "mfn", out_dir: str | None = None,
+        top: int = 5) -> tuple[Explanation, str]:
+    """Explains `user` with the run's trained `model_name` and writes the SVG; returns both.
+
+    Raises:
+        UserError: as `load_run`, or an unknown user, or a user without history.
+    """
+    import tensorflow as tf
+
+    from trainer.ctr import input as ctr_input
+
+    trained = load_run(output_dir, model_name)
+    history = _user_history(trained.examples_uri, trained.feature_spec, user, trained.history_length)
+    inputs = ctr_input.to_model_inputs(tf.constant(history[None]), tf.zeros([1], tf.int64), trained.table,
+                                      trained.model.item_fields)
+    inputs = {k: np.asarray(v) for k, v in inputs.items() if k.startswith("hist_")}
+    explanation = explain_user(trained.model, inputs, trained.table.fields, trained.labels, trained.words,
+                               user=user, top=top)
     if not explanation.history:
         raise UserError(f"--user: user {user} has no history items to attend to")
     path = os.path.join(out_dir or os.path.join(output_dir, "explain"), f"{model_name}_user_{user}.svg")
