@@ -99,6 +99,5 @@ def test_explain_mfn_for_a_user_of_the_run(run, tmp_path, capsys):
     svg = ET.parse(tmp_path / f"mfn_user_{user}.svg").getroot()
     cells = [r for r in svg.iter("{http://www.w3.org/2000/svg}rect") if r.get("stroke")]
     assert len(cells) % 16 == 0 and cells  # 2 levels x 2K interests, one column per history item
-    print(table)  # shown with -s: the docs quote it
     assert cli.main(["explain", "mfn", "--output-dir", str(out), "--user", "987654"]) == 2
     assert "user 987654 is not in the run's train or eval data" in capsys.readouterr().err
