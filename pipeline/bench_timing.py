@@ -84,21 +84,24 @@ class Subject:
         self.train_window()
         self.forward(self.inputs[0])
 
-    def window(self, kind: str) -> float:
-        """Seconds of one timed window of `kind`."""
-        return getattr(self, f"{kind}_window")()
+    def window(self, kind: str) -> tuple[float, float]:
+        """One timed window of `kind`: `cfg.steps` calls of its `<kind>_step`, cycling through
+        the batches. Returns wall-clock and process CPU seconds (all threads)."""
+        step = getattr(self, f"{kind}_step")
+        wall, cpu = time.perf_counter(), time.process_time()
+        for i in range(self.cfg.steps):
+            step(i)
+        return time.perf_counter() - wall, time.process_time() - cpu
 
     def train_window(self) -> float:
-        start = time.perf_counter()
-        for i in range(self.cfg.steps):
-            self.model.train_on_batch(self.inputs[i % len(self.inputs)], self.labels[i % len(self.labels)])
-        return time.perf_counter() - start
+        """Wall seconds of one training window (the warm-up's)."""
+        return self.window("train")[0]
 
-    def full_window(self) -> float:
-        start = time.perf_counter()
-        for i in range(self.cfg.steps):
-            np.asarray(self.forward(self.inputs[i % len(self.inputs)]))
-        return time.perf_counter() - start
+    def train_step(self, i: int) -> None:
+        self.model.train_on_batch(self.inputs[i % len(self.inputs)], self.labels[i % len(self.labels)])
+
+    def full_step(self, i: int) -> None:
+        np.asarray(self.forward(self.inputs[i % len(self.inputs)]))
 
 
 def measure(
@@ -115,7 +118,8 @@ def measure(
 
     Returns:
         One dict per model: `model`, `parameters`, the median rate of each timed kind
-        (`RATE_KEYS`), `train_ms_per_step` (median) and the raw `train_window_s`.
+        (`RATE_KEYS`), the median wall-clock and CPU milliseconds of a training step
+        (`train_ms_per_step`, `train_cpu_ms_per_step`) and the raw `train_window_s`.
     """
     import keras
 
@@ -125,10 +129,14 @@ def measure(
     try:
         subjects = [make_subject(variant, cfg) for variant in cfg.models]
         timings = {s.variant: {kind: [] for kind in s.kinds} for s in subjects}
+        cpu = {s.variant: [] for s in subjects}
         for window in range(cfg.windows):
             for s in subjects:
                 for kind in s.kinds:
-                    timings[s.variant][kind].append(s.window(kind))
+                    wall, seconds = s.window(kind)
+                    timings[s.variant][kind].append(wall)
+                    if kind == "train":
+                        cpu[s.variant].append(seconds)
             if progress:
                 progress(f"window {window + 1}/{cfg.windows}: " + ", ".join(
                     f"{v} {t['train'][-1]:.2f} s" for v, t in timings.items()))
@@ -141,6 +149,7 @@ def measure(
         result = {"model": s.variant, "parameters": int(s.model.count_params())}
         result.update({RATE_KEYS[kind]: samples / statistics.median(times[kind]) for kind in s.kinds})
         result["train_ms_per_step"] = 1000 * statistics.median(times["train"]) / cfg.steps
+        result["train_cpu_ms_per_step"] = 1000 * statistics.median(cpu[s.variant]) / cfg.steps
         result["train_window_s"] = [round(t, 3) for t in times["train"]]
         results.append(result)
     return results
@@ -156,13 +165,12 @@ def markdown(results: list[dict[str, Any]], headers: dict[str, str]) -> str:
     """
     first = results[0]
     extra = [key for key in headers if key in first]
-    lines = [
-        "| " + " | ".join(["model", "parameters", "train samples/s", "train ms/step", f"vs {first['model']}",
-                           *(headers[key] for key in extra)]) + " |",
-        "|" + "---|" * (5 + len(extra)),
-    ]
+    columns = ["model", "parameters", "train samples/s", "train ms/step", "train CPU ms/step",
+               f"vs {first['model']}", *(headers[key] for key in extra)]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for r in results:
-        cells = [r["model"], f"{r['parameters']:,}", f"{r['train_samples_per_s']:.1f}", f"{r['train_ms_per_step']:.1f}",
+        cells = [r["model"], f"{r['parameters']:,}", f"{r['train_samples_per_s']:.1f}",
+                 f"{r['train_ms_per_step']:.1f}", f"{r['train_cpu_ms_per_step']:.1f}",
                  f"{r['train_samples_per_s'] / first['train_samples_per_s']:.0%}", *(f"{r[key]:.1f}" for key in extra)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

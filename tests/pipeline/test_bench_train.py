@@ -122,11 +122,12 @@ def test_ctr_measure_reports_every_model_on_the_same_batches():
     for result in results:
         assert result["parameters"] > 0 and len(result["train_window_s"]) == 2
         assert "cached_inference_users_per_s" not in result
-        for key in ("train_samples_per_s", "train_ms_per_step", "full_inference_samples_per_s"):
+        for key in ("train_samples_per_s", "train_ms_per_step", "train_cpu_ms_per_step",
+                    "full_inference_samples_per_s"):
             assert np.isfinite(result[key]) and result[key] > 0, key
     table = bench_ctr.markdown(results)
     assert table.count("\n") == 5 and "| 100% |" in table and "cached" not in table
-    assert table.splitlines()[0].count("|") == table.splitlines()[2].count("|") == 7
+    assert table.splitlines()[0].count("|") == table.splitlines()[2].count("|") == 8
 
 
 def test_ctr_mfn_gets_fixed_tables_and_centers():
