@@ -1,4 +1,5 @@
-"""`usermodel bench train`: training and inference speed of the news-ranking models.
+"""`usermodel bench train`: training and inference speed of the news-ranking models (and the
+CLI of every family's speed benchmark: CTR models are measured by `pipeline/bench_ctr.py`).
 
 FUM's efficiency claim (Qi et al., 2022, the efficiency table of Section 4) is that modeling the
 user's clicked news as one 1,600-token document with Fastformer costs about as much as models
@@ -31,12 +32,12 @@ import csv
 import dataclasses
 import json
 import re
-import statistics
-import time
 from typing import Any
 
 import numpy as np
 
+from pipeline import bench_timing
+from pipeline.bench_timing import Subject, TimingConfig
 from trainer.news.config import NewsTrainingConfig, NewsTransformConfig
 
 #: Benchmark variants: registry name and config overrides at the paper-style setting.
@@ -51,13 +52,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 @dataclasses.dataclass
-class BenchConfig:
-    """The paper-style setting of the speed benchmark."""
+class BenchConfig(TimingConfig):
+    """The paper-style setting of the news speed benchmark."""
 
     models: list[str] = dataclasses.field(default_factory=lambda: ["nrms", "lstur", "fum_title", "fum"])
     """Variants to measure (keys of `VARIANTS`)."""
-    batch_size: int = 32
-    """Samples per step (the papers: 32)."""
     history_length: int = NewsTransformConfig.history_length
     """Clicks per history (the papers: 50; the Transform's default)."""
     title_length: int = NewsTransformConfig.title_length
@@ -76,18 +75,8 @@ class BenchConfig:
     """Sub-category vocabulary (MIND-small: ~270 + reserved ids)."""
     num_users: int = 50_000
     """User vocabulary (MIND-small: 50k users)."""
-    steps: int = 10
-    """Optimizer steps per timed window."""
-    windows: int = 5
-    """Timed windows; the median is reported."""
     inference_candidates: int = 100
     """Candidates per user in the serving-style inference measurement."""
-    jit_compile: bool = False
-    """Compile the train/predict steps with XLA."""
-    mixed_precision: bool = False
-    """Compute in bfloat16 with float32 weights (Keras' `mixed_bfloat16` policy)."""
-    seed: int = 0
-    """Seeds inputs and initialization."""
     lengths_from: str | None = None
     """A MIND-format directory (news.tsv, behaviors.tsv): draw title/abstract lengths and
     history sizes from its distributions instead of the default uniform ones."""
@@ -195,28 +184,20 @@ def build(variant: str, cfg: BenchConfig):
     return build_model(name, None, **{k: v for k, v in {**sizes, **overrides}.items() if k in declared})
 
 
-def _median_rate(timings: list[float], samples: int) -> float:
-    return samples / statistics.median(timings)
+class _NewsSubject(Subject):
+    """A news model under test: training and full inference (`Subject`), plus serving-style
+    scoring from cached news vectors."""
 
-
-class _Subject:
-    """One model under test: its batches, compiled train step and inference functions."""
+    kinds = ("train", "full", "cached")
 
     def __init__(self, variant: str, cfg: BenchConfig):
-        import keras
         import tensorflow as tf
 
-        self.variant, self.cfg = variant, cfg
-        self.model = model = build(variant, cfg)
+        model = build(variant, cfg)
         rng = np.random.default_rng(cfg.seed)
         pools = length_pools(cfg.lengths_from) if cfg.lengths_from else None
         pool = [synthetic_batch(rng, cfg, tuple(model.news_fields), pools) for _ in range(4)]
-        model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=cfg.jit_compile)
-        self.inputs = [{k: tf.constant(v) for k, v in x.items()} for x, _ in pool]
-        self.labels = [tf.constant(y) for _, y in pool]
-        self.forward = tf.function(lambda x: model(x, training=False), jit_compile=cfg.jit_compile)
-        # Warm-up (untimed): builds the model and traces the train step (XLA compiles here).
-        self.train_window()
+        super().__init__(variant, model, pool, cfg)
 
         # Serving-style scoring: clicks' and candidates' vectors come from a cache.
         num_news = 10_000
@@ -236,103 +217,72 @@ class _Subject:
             candidates = rng.integers(2, num_news, (cfg.batch_size, cfg.inference_candidates))
             user_inputs = {k: v for k, v in x.items() if k.startswith("hist_") or k == "user_index"}
             self.cached_calls.append((user_inputs, tf.constant(history), tf.constant(candidates)))
-        self.forward(self.inputs[0])
         self.cached_score(*self.cached_calls[0])
 
-    def train_window(self) -> float:
-        # `train_on_batch` runs the same compiled train step as `fit` on ready tensors. Windows
-        # timed around one `fit` call each took up to ~4.5 s longer than their steps on this
-        # machine (durations stuck at multiples of ~5.1 s), so `fit` is not timed.
-        start = time.perf_counter()
-        for i in range(self.cfg.steps):
-            self.model.train_on_batch(self.inputs[i % len(self.inputs)], self.labels[i % len(self.labels)])
-        return time.perf_counter() - start
-
-    def forward_window(self) -> float:
-        start = time.perf_counter()
-        for i in range(self.cfg.steps):
-            self.forward(self.inputs[i % len(self.inputs)]).numpy()
-        return time.perf_counter() - start
-
-    def cached_window(self) -> float:
-        start = time.perf_counter()
-        for i in range(self.cfg.steps):
-            self.cached_score(*self.cached_calls[i % len(self.cached_calls)]).numpy()
-        return time.perf_counter() - start
+    def cached_step(self, i: int) -> None:
+        self.cached_score(*self.cached_calls[i % len(self.cached_calls)]).numpy()
 
 
 def measure(cfg: BenchConfig, progress=None) -> list[dict[str, Any]]:
-    """Training and inference rates of `cfg.models` (medians over `cfg.windows`).
-
-    The models' windows are interleaved (model A, B, C, then A, B, C again, ...), so every model
-    sees the same background load; on a shared machine that keeps their ratios meaningful even
-    when the absolute rates move.
-    """
-    import keras
-
-    keras.utils.set_random_seed(cfg.seed)
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_bfloat16" if cfg.mixed_precision else "float32")
-    try:
-        subjects = [_Subject(variant, cfg) for variant in cfg.models]
-        timings = {s.variant: {"train": [], "full": [], "cached": []} for s in subjects}
-        for window in range(cfg.windows):
-            for s in subjects:
-                timings[s.variant]["train"].append(s.train_window())
-                timings[s.variant]["full"].append(s.forward_window())
-                timings[s.variant]["cached"].append(s.cached_window())
-            if progress:
-                progress(f"window {window + 1}/{cfg.windows}: " + ", ".join(
-                    f"{v} {t['train'][-1]:.2f} s" for v, t in timings.items()))
-    finally:
-        keras.config.set_dtype_policy(previous)
-    samples = cfg.steps * cfg.batch_size
-    return [
-        {
-            "model": s.variant,
-            "parameters": int(s.model.count_params()),
-            "train_samples_per_s": _median_rate(timings[s.variant]["train"], samples),
-            "train_window_s": [round(t, 3) for t in timings[s.variant]["train"]],
-            "full_inference_samples_per_s": _median_rate(timings[s.variant]["full"], samples),
-            "cached_inference_users_per_s": _median_rate(timings[s.variant]["cached"], samples),
-        }
-        for s in subjects
-    ]
+    """Training and inference rates of the news variants `cfg.models` (medians over
+    `cfg.windows`, windows interleaved: `bench_timing.measure`)."""
+    return bench_timing.measure(cfg, _NewsSubject, progress)
 
 
 def markdown(results: list[dict[str, Any]], cfg: BenchConfig) -> str:
     """The results as a Markdown table, with rates relative to the first model."""
-    base = results[0]["train_samples_per_s"]
-    lines = [
-        f"| model | parameters | train samples/s | vs {results[0]['model']} | full inference samples/s "
-        f"| cached scoring users/s ({cfg.inference_candidates} candidates) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        lines.append(
-            f"| {r['model']} | {r['parameters']:,} | {r['train_samples_per_s']:.1f} | "
-            f"{r['train_samples_per_s'] / base:.0%} | {r['full_inference_samples_per_s']:.1f} | "
-            f"{r['cached_inference_users_per_s']:.1f} |"
-        )
-    return "\n".join(lines)
+    return bench_timing.markdown(results, {
+        "full_inference_samples_per_s": "full inference samples/s",
+        "cached_inference_users_per_s": f"cached scoring users/s ({cfg.inference_candidates} candidates)",
+    })
+
+
+def _family(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """The family and models of a `bench train` call: the models name their family (news
+    variants or CTR registry names); `--family` alone picks that family's default models."""
+    from components.errors import UserError
+    from trainer.ctr.models import MODELS as CTR_MODELS
+
+    models = [m for arg in args.models or [] for m in arg.split(",") if m]
+    known = {"news": list(VARIANTS), "ctr": list(CTR_MODELS)}
+    unknown = [m for m in models if not any(m in names for names in known.values())]
+    if unknown:
+        raise UserError(f"--models: unknown {unknown}; known: news {', '.join(known['news'])}; "
+                        f"ctr {', '.join(known['ctr'])}")
+    families = {family for family, names in known.items() for m in models if m in names}
+    if args.family:
+        families.add(args.family)
+    if len(families) > 1:
+        raise UserError(f"--models/--family: {sorted(families)}; one family per run, since the families' "
+                        "models train on different batches")
+    return (families.pop() if families else "news"), models
 
 
 def _run(args: argparse.Namespace) -> int:
     from components.errors import UserError
 
-    models = [m for arg in args.models for m in arg.split(",") if m]
-    unknown = [m for m in models if m not in VARIANTS]
-    if unknown:
-        raise UserError(f"--models: unknown {unknown}; known: {', '.join(VARIANTS)}")
-    cfg = BenchConfig(models=models, steps=args.steps, windows=args.windows, jit_compile=args.jit_compile,
-                      mixed_precision=args.mixed_precision, batch_size=args.batch_size,
-                      embedding_dim=args.embedding_dim, lengths_from=args.lengths_from)
-    results = measure(cfg, progress=lambda line: print(line, flush=True))
+    family, models = _family(args)
+    given = {"steps": args.steps, "embedding_dim": args.embedding_dim, "models": models or None}
+    common = dict(windows=args.windows, jit_compile=args.jit_compile, mixed_precision=args.mixed_precision,
+                  batch_size=args.batch_size, **{k: v for k, v in given.items() if v is not None})
+    if family == "ctr":
+        from pipeline import bench_ctr
+
+        if args.lengths_from:
+            raise UserError("--lengths-from reads MIND-format lengths, for news models only; the CTR "
+                            "benchmark's shapes follow ml-latest-small (pipeline/bench_ctr.py)")
+        cfg = bench_ctr.CTRBenchConfig(**common)
+        results = bench_ctr.measure(cfg, progress=lambda line: print(line, flush=True))
+        table = bench_ctr.markdown(results)
+    else:
+        cfg = BenchConfig(lengths_from=args.lengths_from, **common)
+        results = measure(cfg, progress=lambda line: print(line, flush=True))
+        table = markdown(results, cfg)
     print()
-    print(markdown(results, cfg))
+    print(table)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"config": dataclasses.asdict(cfg), "results": results}, f, indent=2)
+            json.dump({"family": family, "config": dataclasses.asdict(cfg), "results": results}, f, indent=2)
     return 0
 
 
@@ -340,18 +290,22 @@ def add_bench_train_parser(bench_sub: argparse._SubParsersAction) -> None:
     """Adds `usermodel bench train` to the `bench` subcommand group."""
     from components.errors import positive, writable_file
 
-    parser = bench_sub.add_parser("train", help="training/inference speed of news models at the paper-style setting")
-    parser.add_argument("--models", nargs="+", default=["nrms,lstur,fum_title,fum"],
-                        help=f"comma/space-separated variants: {', '.join(VARIANTS)}")
-    parser.add_argument("--steps", type=positive(int), default=10, help="optimizer steps per timed window")
+    parser = bench_sub.add_parser("train", help="training/inference speed of news or CTR models on the same batches")
+    parser.add_argument("--models", nargs="+",
+                        help=f"comma/space-separated models of one family; news: {', '.join(VARIANTS)} "
+                             "(default nrms,lstur,fum_title,fum); ctr: any CTR model (embedding_mlp, din, mfn, "
+                             "mfn_no_combination, mfn_no_pretrain, ...)")
+    parser.add_argument("--family", choices=("news", "ctr"),
+                        help="the family's default models when --models is not given (ctr: embedding_mlp,din,mfn)")
+    parser.add_argument("--steps", type=positive(int), help="optimizer steps per timed window (news 10, ctr 50)")
     parser.add_argument("--windows", type=positive(int), default=5, help="timed windows (median reported)")
     parser.add_argument("--batch-size", type=positive(int), default=32)
-    parser.add_argument("--embedding-dim", type=positive(int), default=50,
-                        help="word-embedding width (50: GloVe-initialised, the NRMS reference setup; "
-                             "FUM's paper uses 300, randomly initialised here)")
+    parser.add_argument("--embedding-dim", type=positive(int),
+                        help="news: word-embedding width (default 50, GloVe-initialised, the NRMS reference setup; "
+                             "FUM's paper uses 300, randomly initialised here); ctr: width per item field (default 64)")
     parser.add_argument("--jit-compile", action="store_true", help="compile steps with XLA")
     parser.add_argument("--mixed-precision", action="store_true", help="bfloat16 compute, float32 weights")
     parser.add_argument("--lengths-from", metavar="DIR",
-                        help="draw title/abstract lengths and history sizes from this MIND-format directory")
+                        help="news: draw title/abstract lengths and history sizes from this MIND-format directory")
     parser.add_argument("--json", type=writable_file, help="also write the results here")
     parser.set_defaults(fn=_run)

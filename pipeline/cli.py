@@ -13,7 +13,7 @@
     usermodel serve --model-base-path DIR [--port N] [--rest-port N] [--model-config-file FILE]
     usermodel query [--target HOST:PORT] [--model NAME] score|encode-news|encode-user|tags|pctr|interests|status ...
     usermodel bench serve (--model-base-path DIR | --target HOST:PORT) [--concurrency N ...] [--mix SIG=W,...]
-    usermodel bench train [--models nrms,lstur,fum_title,fum] [--steps N] [--windows N] [--embedding-dim D]
+    usermodel bench train [--models nrms,lstur,fum_title,fum | --family ctr] [--steps N] [--windows N] [--embedding-dim D]
                           [--lengths-from DIR] [--jit-compile] [--mixed-precision] [--json FILE]
 
 User mistakes (a missing file, a bad config field, an unreachable download) print one line

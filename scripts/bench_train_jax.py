@@ -1,4 +1,5 @@
-"""The news models under the JAX backend: a smoke run of each, then training speed.
+"""The news models under the JAX backend: a smoke run of each, then training speed; with `ctr`,
+the CTR models' training speed instead.
 
 Model code is `keras.ops` only, so the TFX Trainer's models also train with JAX (on a GPU
 machine, say). This script trains each news model for a few steps on the test fixtures' planted
@@ -8,6 +9,10 @@ needs pyarrow, which such a machine may lack). Under JAX the padded computation 
 trimming, `trainer/news/models/padding.py`).
 
     KERAS_BACKEND=jax python scripts/bench_train_jax.py      # from the repository root
+    KERAS_BACKEND=jax python scripts/bench_train_jax.py ctr  # Embedding&MLP, DIN, MFN
+
+The CTR models train on `pipeline/bench_ctr.py`'s batches (the same for every model), their
+windows interleaved as in `usermodel bench train`.
 """
 
 import dataclasses
@@ -23,6 +28,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from news_fixtures import NUM_ENTITIES, NUM_USERS, SIZES, impressions  # noqa: E402
 
+from pipeline import bench_ctr  # noqa: E402
 from pipeline.bench_train import VARIANTS, BenchConfig, synthetic_batch  # noqa: E402
 from trainer.news.models import build_model, make_config  # noqa: E402
 
@@ -71,7 +77,33 @@ def speed(variants=("nrms", "fum_title", "fum"), steps: int = 20, windows: int =
               flush=True)
 
 
+def speed_ctr(models=bench_ctr.DEFAULT_MODELS + ("mfn_no_combination",), steps: int = 50, windows: int = 5) -> None:
+    cfg = bench_ctr.CTRBenchConfig()
+    batches = bench_ctr.batches(cfg)
+    built = {}
+    for name in models:
+        model = bench_ctr.build(name, cfg, np.random.default_rng(cfg.seed + 1))
+        model.compile(optimizer=keras.optimizers.Adam(1e-4))
+        for x, y in batches:  # compiles
+            model.train_on_batch(x, y)
+        built[name] = model
+    times = {name: [] for name in models}
+    for _ in range(windows):
+        for name, model in built.items():
+            start = time.perf_counter()
+            for i in range(steps):
+                model.train_on_batch(*batches[i % len(batches)])
+            times[name].append(time.perf_counter() - start)
+    for name in models:
+        median = statistics.median(times[name])
+        print(f"{name}: {cfg.batch_size * steps / median:.0f} train samples/s, {1000 * median / steps:.2f} ms/step "
+              f"(windows {[round(t, 3) for t in times[name]]} s per {steps} steps)", flush=True)
+
+
 if __name__ == "__main__":
     print("backend", keras.backend.backend(), flush=True)
-    smoke()
-    speed()
+    if sys.argv[1:] == ["ctr"]:
+        speed_ctr()
+    else:
+        smoke()
+        speed()

@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from pipeline import bench_train, cli
+from pipeline import bench_ctr, bench_train, cli
 
 
 def test_synthetic_batch_layout():
@@ -55,15 +55,87 @@ def test_measure_reports_rates_for_every_model_kind():
     assert table.count("\n") == 3 and "| 100% |" in table
 
 
+def _args(**overrides) -> argparse.Namespace:
+    """`bench train` arguments as the parser gives them without flags, plus `overrides`."""
+    return argparse.Namespace(**{**vars(cli.build_parser().parse_args(["bench", "train"])), **overrides})
+
+
 def test_cli_wiring():
     args = cli.build_parser().parse_args(["bench", "train", "--models", "nrms,fum", "lstur", "--steps", "3"])
-    assert args.fn is bench_train._run and args.steps == 3 and args.embedding_dim == 50
+    assert args.fn is bench_train._run and args.steps == 3 and args.embedding_dim is None
     assert cli.build_parser().parse_args(["bench", "train", "--embedding-dim", "300"]).embedding_dim == 300
 
-
     with pytest.raises(Exception, match="unknown"):
-        bench_train._run(argparse.Namespace(models=["nrms,nope"], steps=1, windows=1, jit_compile=False,
-                                            mixed_precision=False, batch_size=2, json=None,
-                                            embedding_dim=8, lengths_from=None))
+        bench_train._run(_args(models=["nrms,nope"]))
     run = cli.build_parser().parse_args(["run", "--preset", "tiny", "--models", "nrms,lstur", "fum"])
     assert cli._load_config(run, None).models == ["nrms", "lstur", "fum"]
+
+
+def test_models_name_their_family():
+    assert bench_train._family(_args()) == ("news", [])
+    assert bench_train._family(_args(models=["din,mfn", "embedding_mlp"])) == ("ctr", ["din", "mfn", "embedding_mlp"])
+    assert bench_train._family(_args(family="ctr")) == ("ctr", [])
+    for wrong in (_args(models=["nrms,din"]), _args(models=["nrms"], family="ctr")):
+        with pytest.raises(Exception, match="one family per run"):
+            bench_train._family(wrong)
+    with pytest.raises(Exception, match="lengths-from"):
+        bench_train._run(_args(models=["din"], lengths_from="/tmp"))
+
+
+def _ctr_cfg(**overrides) -> bench_ctr.CTRBenchConfig:
+    return bench_ctr.CTRBenchConfig(**{"batch_size": 16, "history_length": 7, "max_categories": 3, "title_length": 5,
+                                       "num_items": 60, "num_categories": 9, "vocab_size": 40, **overrides})
+
+
+def test_ctr_batches_have_padding_empty_histories_and_unknown_ids():
+    cfg = _ctr_cfg()
+    first, second = bench_ctr.batches(cfg, 2), bench_ctr.batches(cfg, 2)
+    for (x, y), (x2, y2) in zip(first, second):  # the same batches for every model
+        assert all(np.array_equal(x[k], x2[k]) for k in x) and np.array_equal(y, y2)
+    batches = bench_ctr.batches(_ctr_cfg(batch_size=256), 1) + first
+    for x, y in batches:
+        b = len(y)
+        assert x["hist_item"].shape == (b, 7) and x["hist_categories"].shape == (b, 7, 3)
+        assert x["hist_words"].shape == (b, 7, 5) and x["target_words"].shape == (b, 5)
+        assert x["target_categories"].shape == (b, 3) and x["target_item"].shape == (b,)
+        real = x["hist_mask"] > 0
+        assert real.sum(1).min() < 7  # padding in every batch
+        assert (real == (np.arange(7) < real.sum(1, keepdims=True))).all()  # padded at the end
+        assert (x["hist_item"][real] >= 1).all() and (x["hist_item"][~real] == 0).all()
+        assert (x["hist_words"][~real] == 0).all() and (x["hist_categories"][~real] == 0).all()
+        assert (x["hist_categories"][..., 0][real] >= 2).all()  # every item has a genre
+        assert (x["target_words"][:, 0] >= 1).all() and set(np.unique(y)) <= {0.0, 1.0}
+    x, _ = batches[0]
+    counts = x["hist_mask"].sum(1)
+    assert (counts == 0).any() and 0.6 < (counts == 7).mean() < 0.8  # empty and full histories
+    assert (x["hist_item"] == 1).any() and (x["target_item"] == 1).any() and (x["hist_words"] == 1).any()
+    lengths = (x["hist_words"] > 0).sum(-1)[x["hist_mask"] > 0]
+    assert lengths.min() == 1 and lengths.max() > 3  # titles of varying length
+
+
+def test_ctr_measure_reports_every_model_on_the_same_batches():
+    cfg = _ctr_cfg(models=["embedding_mlp", "din", "mfn", "mfn_no_pretrain"], embedding_dim=4, word_dim=6,
+                   steps=2, windows=2)
+    lines = []
+    results = bench_ctr.measure(cfg, lines.append)
+    assert [r["model"] for r in results] == cfg.models and len(lines) == 2
+    for result in results:
+        assert result["parameters"] > 0 and len(result["train_window_s"]) == 2
+        assert "cached_inference_users_per_s" not in result
+        for key in ("train_samples_per_s", "train_ms_per_step", "train_cpu_ms_per_step",
+                    "full_inference_samples_per_s"):
+            assert np.isfinite(result[key]) and result[key] > 0, key
+    table = bench_ctr.markdown(results)
+    assert table.count("\n") == 5 and "| 100% |" in table and "cached" not in table
+    assert table.splitlines()[0].count("|") == table.splitlines()[2].count("|") == 8
+
+
+def test_ctr_mfn_gets_fixed_tables_and_centers():
+    cfg = _ctr_cfg(embedding_dim=4, word_dim=6)
+    rng = np.random.default_rng(0)
+    model = bench_ctr.build("mfn", cfg, rng)
+    model.build()
+    assert model.config.fixed_dim == 4 and tuple(model.centers["category"].shape) == (4, 8)
+    assert tuple(model.centers["fine"].shape) == (4, 6) and not model.centers["fine"].trainable
+    assert float(np.abs(np.asarray(model.fixed["words"].embeddings)).mean()) > 0.5  # not a small init
+    assert not bench_ctr.build("mfn_no_pretrain", cfg, rng).fixed
