@@ -242,6 +242,10 @@ class UTPM(TagModel):
     config_class: ClassVar[type[UTPMConfig]] = UTPMConfig
 
     def __init__(self, config: UTPMConfig | dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if isinstance(config, UTPMConfig) and type(config) is not UTPMConfig:
+            # A Table 2-3 variant (utpm_variants.py) is UTPMConfig with other defaults: keep its
+            # values as a plain UTPMConfig, which is what a saved model reloads as.
+            config = UTPMConfig.from_dict(config.to_dict())
         super().__init__(config, **kwargs)
         self.user_encoder = UTPMUserEncoder(self.config, name="user_encoder")
 
