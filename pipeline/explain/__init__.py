@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = ("pipeline.explain.utpm",)
 """Modules (dotted paths) whose `add_parser` registers one `usermodel explain <model>` command."""
 
 
