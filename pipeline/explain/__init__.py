@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-COMMANDS: tuple[str, ...] = ("pipeline.explain.mfn",)
+COMMANDS: tuple[str, ...] = ("pipeline.explain.mfn", "pipeline.explain.utpm")
 """Modules (dotted paths) whose `add_parser` registers one `usermodel explain <model>` command."""
 
 

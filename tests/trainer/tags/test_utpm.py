@@ -11,7 +11,9 @@ from keras_rs.layers import DotInteraction
 
 from components.metrics.reference import global_auc, prec_at_k
 from tests.model_checks import assert_save_load_round_trip
+from trainer.tags.models import MODELS, make_config
 from trainer.tags.models.utpm import UTPM, AttentionFusion, CrossFeatures, UTPMConfig
+from trainer.tags.models.utpm_variants import VARIANTS
 
 FIELDS = ("tags", "categories", "gender", "age", "occupation")
 
@@ -91,10 +93,107 @@ def test_joint_loss_on_hand_made_numbers():
     assert loss == pytest.approx(np.log1p(np.exp(-2.0)), rel=1e-5)
 
 
-@pytest.mark.parametrize("overrides", [{}, {"head_merge": "concat"}, {"cross": False, "heads": 1, "shared_query": False}])
+def test_separate_loss_on_hand_made_numbers():
+    model = _model(loss="separate")
+    model.build()
+    table = np.zeros((fx.NUM_TAGS, 16), "float32")
+    table[2, 0], table[3, 0], table[4, 0] = 0.5, 1.5, -1.0
+    model.tag_table.embeddings.assign(table)
+    u = _np(model.user_embedding({f"user_{f}": np.array([[2]]) for f in FIELDS}))[0]
+    x = {f"user_{f}": np.array([[2], [2]]) for f in FIELDS}
+    x["article_tags"] = np.array([[2, 3, 0], [4, 0, 0]])  # 2 real tags, then 1 real tag
+    z = u[0] * np.array([0.5, 1.5, -1.0])
+    bce = lambda y, logit: -y * np.log(1 / (1 + np.exp(-logit))) - (1 - y) * np.log(1 - 1 / (1 + np.exp(-logit)))  # noqa: E731
+    # Each real tag is a sample with its article's label: (tag 2, 1), (tag 3, 1), (tag 4, 0).
+    expected = (bce(1, z[0]) + bce(1, z[1]) + bce(0, z[2])) / 3
+    loss = float(model.paper_loss(x, np.array([1, 0]), None, None))
+    assert loss == pytest.approx(expected, rel=1e-5)
+    weighted = float(model.paper_loss(x, np.array([1, 0]), None, np.array([2.0, 0.0])))
+    assert weighted == pytest.approx(2 * (bce(1, z[0]) + bce(1, z[1])) / 3, rel=1e-5)
+    # The joint loss of the same articles differs: one sample each, logits summed (eq. 4).
+    joint = _model()
+    joint.build()
+    joint.set_weights(model.get_weights())
+    logits = _np(joint(x))
+    np.testing.assert_allclose(logits, [z[0] + z[1], z[2]], rtol=1e-5)
+    assert float(joint.paper_loss(x, np.array([1, 0]), logits, None)) == pytest.approx(
+        (bce(1, z[0] + z[1]) + bce(0, z[2])) / 2, rel=1e-5)
+
+
+def test_attention_weights_per_head_mask_padding_and_match_the_fusion(batch):
+    users = batch[2]
+    model = _model(heads=2)
+    weights = model.attention_weights(users)
+    assert len(weights) == 2
+    for head in weights:
+        assert sorted(head) == sorted([*FIELDS, "fields"])
+        for field in FIELDS:
+            w = _np(head[field])
+            assert w.shape == users[f"user_{field}"].shape
+            np.testing.assert_array_equal(w[users[f"user_{field}"] == 0], 0.0)
+        fields_w = _np(head["fields"])
+        assert fields_w.shape == (len(users["user_tags"]), len(FIELDS))
+        no_tags = ~(users["user_tags"] != 0).any(1)
+        assert no_tags.any()  # the fixture has users without history tags
+        np.testing.assert_array_equal(fields_w[no_tags, 0], 0.0)
+    # The fused vector is the heads' weighted sums of the embeddings (eqs. 1-2), summed over heads.
+    x, _ = model.user_encoder.fuse({f: users[f"user_{f}"] for f in FIELDS})
+    vectors = model.user_encoder.embedding({f: users[f"user_{f}"] for f in FIELDS})
+    rebuilt = sum(
+        sum(_np(head["fields"])[:, k, None] * np.einsum("bh,bhe->be", _np(head[f]), _np(vectors[f]))
+            for k, f in enumerate(FIELDS))
+        for head in weights
+    )
+    np.testing.assert_allclose(_np(x), rebuilt, rtol=1e-4, atol=1e-5)
+
+
+def test_variants_are_registered_with_their_rows():
+    rows = {
+        "utpm_af1_unshared": (1, False, "none", "separate"),
+        "utpm_af1": (1, True, "none", "separate"),
+        "utpm_af2": (2, True, "none", "separate"),
+        "utpm_af2_cf": (2, True, "fm", "separate"),
+        "utpm_af2_afm": (2, True, "afm", "separate"),
+        "utpm_af2_nfm": (2, True, "nfm", "separate"),
+        "utpm_af2_dcn": (2, True, "dcn", "separate"),
+        "utpm_af2_autoint": (2, True, "autoint", "separate"),
+        "utpm": (2, True, "fm", "joint"),
+    }
+    assert set(VARIANTS) | {"utpm"} == set(rows) and all(MODELS[n][1] is UTPM for n in rows)
+    for name, (heads, shared, cross, loss) in rows.items():
+        cfg = make_config(name, "tiny")
+        assert (cfg.heads, cfg.shared_query, cfg.cross, cfg.loss, cfg.hidden_units) == (heads, shared, cross, loss, 16)
+        sizes = {f: fx.FIELD_SIZES[f] for f in cfg.fields}
+        model = MODELS.build(name, "tiny", field_sizes=sizes, num_tags=fx.NUM_TAGS)
+        assert type(model.config) is UTPMConfig and model.config.cross == cross  # reloads as it was built
+
+
+def test_config_checks_and_older_saved_configs():
+    assert UTPMConfig(cross=True).cross == "fm" and UTPMConfig(cross=False).cross == "none"
+    for bad in ({"cross": "xdeepfm"}, {"loss": "split"}, {"cross_depth": 0}):
+        with pytest.raises(ValueError):
+            UTPMConfig(**bad)
+    industrial = UTPMConfig.preset("industrial")
+    assert (industrial.heads, industrial.shared_query, industrial.cross, industrial.loss) == (2, True, "fm", "joint")
+
+
+@pytest.mark.parametrize("overrides", [
+    {}, {"head_merge": "concat"}, {"cross": "none", "heads": 1, "shared_query": False, "loss": "separate"},
+    {"cross": "afm"}, {"cross": "nfm"}, {"cross": "dcn"}, {"cross": "autoint", "loss": "separate"},
+])
 def test_save_load_round_trip(batch, tmp_path, overrides):
     inputs, clicks, _ = batch
     assert_save_load_round_trip(_model(**overrides), inputs, clicks, tmp_path)
+
+
+@pytest.mark.parametrize("cross", ["afm", "nfm", "dcn", "autoint"])
+def test_cross_alternatives_ignore_padding(batch, cross):
+    users = batch[2]
+    model = _model(cross=cross)
+    wider = {k: np.pad(v, [(0, 0), (0, 3)]) for k, v in users.items()}
+    np.testing.assert_allclose(_np(model.user_embedding(wider)), _np(model.user_embedding(users)), rtol=1e-5, atol=1e-6)
+    empty = {k: np.zeros_like(v) for k, v in users.items()}
+    assert np.isfinite(_np(model.user_embedding(empty))).all()
 
 
 def test_learns_planted_tag_preferences():

@@ -12,6 +12,7 @@ import keras
 from trainer.config_base import ModelRegistry
 from trainer.tags.models.tag_model import TagModel, TagModelConfig
 from trainer.tags.models.utpm import UTPM, UTPMConfig
+from trainer.tags.models.utpm_variants import VARIANTS as UTPM_VARIANTS
 from trainer.tags.models.youtube_dnn import YouTubeDNN, YouTubeDNNConfig
 
 __all__ = [
@@ -29,6 +30,8 @@ __all__ = [
 MODELS = ModelRegistry({
     "youtube_dnn": (YouTubeDNNConfig, YouTubeDNN),
     "utpm": (UTPMConfig, UTPM),
+    # UTPM's Table 2-3 rows (trainer/tags/models/utpm_variants.py), gated and pushed under their own names.
+    **{name: (config, UTPM) for name, config in UTPM_VARIANTS.items()},
 })
 
 

@@ -233,6 +233,17 @@ class TagModel(ConfiguredModel):
         features = {f: inputs[f"user_{f}"] for f in self.config.fields}
         return ops.cast(self.user_encoder(features, training=training), "float32")
 
+    def tag_logits(self, user_embedding: Any, article_tags: Any) -> Any:
+        """`u · t_i` for each tag of each article, float32 `[B, N]`; padding gives 0.
+
+        Args:
+            user_embedding: float `[B, U]`.
+            article_tags: int `[B, N]`, 0-padded.
+        """
+        tags = ops.cast(self.tag_table(article_tags), "float32")  # [B, N, U]
+        per_tag = ops.squeeze(ops.matmul(tags, ops.expand_dims(user_embedding, -1)), -1)
+        return ops.where(ops.not_equal(article_tags, 0), per_tag, 0.0)
+
     def article_logits(self, user_embedding: Any, article_tags: Any) -> Any:
         """`Σ_i u · t_i` over each article's real tags (UTPM eq. 4, joint form), float32 `[B]`.
 
@@ -240,10 +251,7 @@ class TagModel(ConfiguredModel):
             user_embedding: float `[B, U]`.
             article_tags: int `[B, N]`, 0-padded; an article without real tags scores 0.
         """
-        tags = ops.cast(self.tag_table(article_tags), "float32")  # [B, N, U]
-        per_tag = ops.squeeze(ops.matmul(tags, ops.expand_dims(user_embedding, -1)), -1)
-        real = ops.not_equal(article_tags, 0)
-        return ops.sum(ops.where(real, per_tag, 0.0), axis=-1)
+        return ops.sum(self.tag_logits(user_embedding, article_tags), axis=-1)
 
     def tag_scores(self, user_embedding: Any) -> Any:
         """Preferences `u · t_i` for every tag, float32 `[B, num_tags]`.

@@ -15,8 +15,12 @@ The user encoder, on `TagModel`'s scoring (u · t_i) and joint loss (eq. 4):
   `c_ij = (v_iᵀ v_j) x_i x_j` for `i < j`, kept as a dense vector (not summed as in an FM), with
   `v_i ∈ R^C`, next to the L2-normalised linear part `x / ‖x‖`. The pairs are the dot products of
   the rows `x_i v_i`, which keras-rs' `DotInteraction` computes too (same order: its lower
-  triangle, row by row); a test checks both and a direct double loop.
+  triangle, row by row); a test checks both and a direct double loop. `cross` swaps it for
+  Table 3's alternatives (AFM, NFM, DCN, AutoInt) or drops it (`trainer/tags/models/cross.py`).
 * **Two fully connected layers** → `u ∈ R^U` (ReLU then linear, like YouTube-DNN's last layer).
+* **Loss**: the joint loss of eq. 4 (`TagModel`: the article's logit is `Σ_i u · t_i`), or the
+  `separate` loss Table 4 compares it with: every tag of an article is a sample of its own,
+  `BCE(y, u · t_i)`.
 
 Fields without a real id (a user with no history tags) get a zero field vector and no weight
 in the cross-field attention; a user with no real id in any field gets `x = 0`.
@@ -30,15 +34,16 @@ import dataclasses
 from typing import Any, ClassVar
 
 import keras
-import numpy as np
 from keras import ops
 
 from trainer.layers.attention import large_negative
+from trainer.tags.models.cross import CROSS_LAYERS, CrossFeatures, make_cross
 from trainer.tags.models.tag_model import TagModel, TagModelConfig, UserFieldEmbedding
 
-__all__ = ["AttentionFusion", "CrossFeatures", "UTPM", "UTPMConfig", "UTPMUserEncoder"]
+__all__ = ["AttentionFusion", "CrossFeatures", "LOSSES", "UTPM", "UTPMConfig", "UTPMUserEncoder"]
 
 HEAD_MERGES = ("sum", "concat")
+LOSSES = ("joint", "separate")
 
 
 @dataclasses.dataclass
@@ -56,10 +61,19 @@ class UTPMConfig(TagModelConfig):
     """One query per head for all its attention units (UTPM); False: one per unit."""
     head_merge: str = "sum"
     """How heads combine: `sum` (width E) or `concat` (width M·E)."""
-    cross: bool = True
-    """Use the cross-feature layer (Table 3's "+CF")."""
+    cross: str = "fm"
+    """The cross layer after the fusion: `fm` (UTPM's CF, eq. 3, Table 3's "+CF"), Table 3's
+    alternatives `afm`, `nfm`, `dcn` (keras-rs FeatureCross: DCN-v2), `autoint`, or `none`
+    (`trainer/tags/models/cross.py`). Saved configs of older runs hold a bool: True is `fm`,
+    False `none`."""
     cross_dim: int = 4
-    """C, width of the latent vectors `v_i` of the cross layer."""
+    """C, width of the latent vectors `v_i` of the cross layer (FM, AFM, NFM, AutoInt)."""
+    cross_depth: int = 2
+    """DCN's cross layers and AutoInt's interacting layers (not in the paper: 2, the smallest
+    stack that crosses beyond second order)."""
+    loss: str = "joint"
+    """`joint` (eq. 4: the article's logit is `Σ_i u · t_i`) or `separate` (each tag of an
+    article is its own sample with the article's label; Table 4's comparison)."""
     hidden_units: int = 32
     """Width of the first fully connected layer (the second outputs `u`); not in Table 1:
     twice U, between the fused features and U."""
@@ -67,17 +81,27 @@ class UTPMConfig(TagModelConfig):
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {"fields": ("tags", "categories", "gender", "age", "occupation")},
         "tiny": {"hidden_units": 16},
-        "af_1head_unshared": {"heads": 1, "shared_query": False, "cross": False},
-        "af_1head": {"heads": 1, "cross": False},
-        "af_2head": {"heads": 2, "cross": False},
+        # Table 1's industrial column (WeChat "Top Stories") could not be read from any source
+        # reachable here (docs/tags.md); this preset holds only what the paper states of the
+        # deployed model: the full UTPM (2 heads with shared queries, the CF layer, the joint
+        # loss). Sizes stay at the MovieLens column until the industrial values are confirmed.
+        "industrial": {"heads": 2, "shared_query": True, "cross": "fm", "loss": "joint"},
     }
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if isinstance(self.cross, bool):  # configs saved before `cross` named the layer
+            self.cross = "fm" if self.cross else "none"
         if self.head_merge not in HEAD_MERGES:
             raise ValueError(f"head_merge must be one of {HEAD_MERGES}, got {self.head_merge!r}.")
-        if min(self.embedding_dim, self.attention_dim, self.heads, self.cross_dim, self.hidden_units) < 1:
-            raise ValueError("embedding_dim, attention_dim, heads, cross_dim and hidden_units must be >= 1.")
+        if self.cross not in CROSS_LAYERS:
+            raise ValueError(f"cross must be one of {CROSS_LAYERS}, got {self.cross!r}.")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}.")
+        if min(self.embedding_dim, self.attention_dim, self.heads, self.cross_dim, self.cross_depth,
+               self.hidden_units) < 1:
+            raise ValueError("embedding_dim, attention_dim, heads, cross_dim, cross_depth and hidden_units "
+                             "must be >= 1.")
 
     @property
     def fused_dim(self) -> int:
@@ -162,52 +186,6 @@ class AttentionFusion(keras.layers.Layer):
                 "attention_dim": self.attention_dim, "shared_query": self.shared_query, "head_merge": self.head_merge}
 
 
-def pair_indices(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(i, j) of every pair i > j, row by row: keras-rs `DotInteraction`'s order."""
-    rows, cols = np.tril_indices(n, k=-1)
-    return rows.astype("int32"), cols.astype("int32")
-
-
-@keras.saving.register_keras_serializable(package="usermodel")
-class CrossFeatures(keras.layers.Layer):
-    """Eq. 3: `[x / ‖x‖ ; c]` with `c_ij = (v_iᵀ v_j) x_i x_j` over the pairs of x's dimensions.
-
-    Args:
-        latent_dim: C, width of each dimension's latent vector `v_i`.
-        **kwargs: passed to `keras.layers.Layer`.
-
-    Call arguments:
-        x: float `[B, D]`.
-
-    Returns:
-        Float `[B, D + D(D−1)/2]`.
-    """
-
-    def __init__(self, latent_dim: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.latent_dim = int(latent_dim)
-
-    def build(self, input_shape: tuple[int | None, ...]) -> None:
-        dim = int(input_shape[-1])
-        self.latent = self.add_weight(name="latent", shape=(dim, self.latent_dim), initializer="glorot_uniform")
-        self._rows, self._cols = pair_indices(dim)
-        self.built = True
-
-    def pairs(self, x: Any) -> Any:
-        """`c` alone, `[B, D(D−1)/2]` (keras-rs `DotInteraction` order)."""
-        rows = ops.expand_dims(x, -1) * ops.expand_dims(ops.cast(self.latent, x.dtype), 0)  # [B, D, C]
-        gram = ops.matmul(rows, ops.transpose(rows, (0, 2, 1)))  # [B, D, D]
-        flat = ops.reshape(gram, (-1, gram.shape[1] * gram.shape[2]))
-        return ops.take(flat, ops.convert_to_tensor(self._rows * gram.shape[2] + self._cols), axis=1)
-
-    def call(self, x: Any) -> Any:
-        norm = ops.sqrt(ops.sum(ops.square(x), axis=-1, keepdims=True))
-        return ops.concatenate([x / ops.maximum(norm, 1e-12), self.pairs(x)], axis=-1)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "latent_dim": self.latent_dim}
-
-
 @keras.saving.register_keras_serializable(package="usermodel")
 class UTPMUserEncoder(keras.layers.Layer):
     """Fields → embeddings → attention fusion → (cross features) → two dense layers → `u`."""
@@ -220,7 +198,7 @@ class UTPMUserEncoder(keras.layers.Layer):
                                             name="field_embedding")
         self.fusion = AttentionFusion(cfg.fields, cfg.heads, cfg.attention_dim, cfg.shared_query, cfg.head_merge,
                                       name="attention_fusion")
-        self.cross = CrossFeatures(cfg.cross_dim, name="cross_features") if cfg.cross else None
+        self.cross = make_cross(cfg.cross, cfg.cross_dim, cfg.attention_dim, cfg.cross_depth, cfg.fused_dim)
         self.hidden = keras.layers.Dense(cfg.hidden_units, activation="relu", name="hidden")
         self.projection = keras.layers.Dense(cfg.user_dim, name="user_projection")
 
@@ -231,7 +209,7 @@ class UTPMUserEncoder(keras.layers.Layer):
         width = cfg.fused_dim
         if self.cross is not None:
             self.cross.build((None, width))
-            width += width * (width - 1) // 2
+            width = self.cross.output_dim(width)
         self.hidden.build((None, width))
         self.projection.build((None, cfg.hidden_units))
         self.built = True
@@ -254,15 +232,56 @@ class UTPMUserEncoder(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="usermodel")
 class UTPM(TagModel):
     """UTPM (Yan et al., CIKM 2020) on `TagModel`: attention fusion, cross features, `u · t_i`,
-    joint loss of eq. 4.
+    joint loss of eq. 4 (or the separate loss, `config.loss`).
 
     References:
         - [Yan et al., 2020. Learning to Build User-tag Profile in Recommendation System,
-          CIKM](https://doi.org/10.1145/3340531.3412719), Section 3, eqs. (1)-(4), Table 1.
+          CIKM](https://doi.org/10.1145/3340531.3412719), Section 3, eqs. (1)-(4), Tables 1-5.
     """
 
     config_class: ClassVar[type[UTPMConfig]] = UTPMConfig
 
     def __init__(self, config: UTPMConfig | dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if isinstance(config, UTPMConfig) and type(config) is not UTPMConfig:
+            # A Table 2-3 variant (utpm_variants.py) is UTPMConfig with other defaults: keep its
+            # values as a plain UTPMConfig, which is what a saved model reloads as.
+            config = UTPMConfig.from_dict(config.to_dict())
         super().__init__(config, **kwargs)
         self.user_encoder = UTPMUserEncoder(self.config, name="user_encoder")
+
+    def attention_weights(self, inputs: dict[str, Any]) -> list[dict[str, Any]]:
+        """What the attention fusion weighs, per head (the paper's Fig. 3 and Table 5).
+
+        Args:
+            inputs: dict with the `user_<f>` inputs, int `[B, H_f]` (other keys ignored).
+
+        Returns:
+            One dict per head: for each field `f`, float `[B, H_f]`, its weights over its ids
+            (eq. 1; padding 0, a field's real ids sum to 1); and `"fields"`, float `[B, F]`,
+            the weights over the fields in `config.fields` order (eq. 2; a field without a
+            real id 0).
+        """
+        self._ensure_built()
+        return self.user_encoder.fuse({f: inputs[f"user_{f}"] for f in self.config.fields})[1]
+
+    def paper_loss(self, x: Any, y: Any, y_pred: Any, sample_weight: Any) -> Any:
+        """The joint loss of eq. 4 (BCE of `Σ_i u · t_i`), or with `loss="separate"` the mean
+        BCE of every real tag of every article against the article's label, as if each tag
+        were a sample of its own (Table 4's "separate"; an article with three tags counts
+        three times).
+
+        The separate loss needs each tag's logit, which `y_pred` (the article's sum) no
+        longer holds, so it runs the user encoder again on `x`: the only cost of keeping one
+        `call` for both losses and for evaluation.
+        """
+        if self.config.loss == "joint":
+            return super().paper_loss(x, y, y_pred, sample_weight)
+        tags = x["article_tags"]
+        z = self.tag_logits(self.user_embedding(x), tags)  # [B, N]
+        labels = ops.expand_dims(ops.reshape(ops.cast(y, "float32"), (-1,)), -1)
+        per_tag = ops.maximum(z, 0.0) - z * labels + ops.log1p(ops.exp(-ops.abs(z)))
+        weights = ops.cast(ops.not_equal(tags, 0), "float32")
+        count = ops.maximum(ops.sum(weights), 1.0)
+        if sample_weight is not None:
+            weights = weights * ops.expand_dims(ops.reshape(ops.cast(sample_weight, "float32"), (-1,)), -1)
+        return ops.sum(per_tag * weights) / count
