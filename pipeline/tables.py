@@ -33,7 +33,9 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
+from components.console import quiet_native_stderr
 from components.errors import UserError, positive, writable_file
+from pipeline.families import FAMILIES
 
 SUMMARY_FILE = "summary.json"
 CONFIG_FILE = "config.json"  # local_runner.CONFIG_FILE, without importing the runner (TFX) here
@@ -355,7 +357,6 @@ def build_configs(spec: TableSpec, args: argparse.Namespace) -> dict[int, Any]:
     """Seed → the pipeline config of that seed's run: preset, then `--config`, then the flags,
     then the table's models, the seed and the seed's folder."""
     from pipeline import configs
-    from pipeline.families import FAMILIES
 
     family = FAMILIES[spec.family]
     models = _models(spec, args.models, list(family.registry()))
@@ -393,14 +394,16 @@ def _command(args: argparse.Namespace, by_seed: Mapping[int, Any]) -> str:
 
 
 def _table(args: argparse.Namespace, runner: Runner | None = None, out: TextIO = sys.stdout) -> int:
-    from components.console import quiet_native_stderr
-
-    with quiet_native_stderr():  # TensorFlow's import noise (the models' registries import it too)
-        from pipeline import local_runner
     spec = TABLES[args.table]
+    with quiet_native_stderr():  # TensorFlow's start-up lines: the models and the runner import it
+        FAMILIES[spec.family].registry()
+        if runner is None:
+            from pipeline import local_runner
+
+            runner = local_runner.run
     args.output_dir = args.output_dir or os.path.join("runs", f"table-{args.table}")
     by_seed = build_configs(spec, args)
-    runs = run_seeds(by_seed, out, runner or local_runner.run)
+    runs = run_seeds(by_seed, out, runner)
     text = markdown(spec, runs, _command(args, by_seed))
     path = args.markdown or os.path.join(args.output_dir, f"table-{spec.name}.md")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
