@@ -31,11 +31,14 @@ import os
 import statistics
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from components.console import quiet_native_stderr
 from components.errors import UserError, positive, writable_file
 from pipeline.families import FAMILIES
+
+if TYPE_CHECKING:  # pipeline.configs imports TFX and TFMA; only the CLI needs it at run time
+    from pipeline.configs import PipelineConfig
 
 SUMMARY_FILE = "summary.json"
 CONFIG_FILE = "config.json"  # local_runner.CONFIG_FILE, without importing the runner (TFX) here
@@ -266,7 +269,7 @@ def _comparable(config: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in json.loads(json.dumps(config)).items() if k != "models"}
 
 
-def finished_run(config, seed: int) -> SeedRun | None:
+def finished_run(config: PipelineConfig, seed: int) -> SeedRun | None:
     """The seed's run in `config.output_dir` if it finished with this config (any superset of its
     models), else None.
 
@@ -297,7 +300,7 @@ Runner = Callable[..., Any]
 """`local_runner.run(config, out=...)`: runs the pipeline and writes the summary."""
 
 
-def run_seeds(configs_by_seed: Mapping[int, Any], out: TextIO, runner: Runner) -> list[SeedRun]:
+def run_seeds(configs_by_seed: Mapping[int, PipelineConfig], out: TextIO, runner: Runner) -> list[SeedRun]:
     """Runs every seed's pipeline whose run has not finished yet; returns every seed's results."""
     runs = []
     for i, (seed, config) in enumerate(configs_by_seed.items(), 1):
@@ -353,7 +356,7 @@ def _seeds(args: argparse.Namespace) -> list[int]:
     return list(range(1, args.seeds + 1))
 
 
-def build_configs(spec: TableSpec, args: argparse.Namespace) -> dict[int, Any]:
+def build_configs(spec: TableSpec, args: argparse.Namespace) -> dict[int, PipelineConfig]:
     """Seed → the pipeline config of that seed's run: preset, then `--config`, then the flags,
     then the table's models, the seed and the seed's folder."""
     from pipeline import configs
@@ -380,7 +383,7 @@ def build_configs(spec: TableSpec, args: argparse.Namespace) -> dict[int, Any]:
     return by_seed
 
 
-def _command(args: argparse.Namespace, by_seed: Mapping[int, Any]) -> str:
+def _command(args: argparse.Namespace, by_seed: Mapping[int, PipelineConfig]) -> str:
     """The command that reproduces the table, seeds and models spelt out."""
     models = next(iter(by_seed.values())).models
     parts = ["usermodel table", args.table, "--preset", args.preset]
