@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 
 from components.console import quiet_native_stderr
 from components.errors import UserError, positive, writable_file
-from pipeline import bench_train, explain
+from pipeline import bench_train, explain, tables
 from serving import commands as serving_commands
 
 
@@ -200,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     serving_commands.add_bench_serve_parser(bench_sub)
     bench_train.add_bench_train_parser(bench_sub)
     explain.add_explain_parser(sub)
+    tables.add_table_parser(sub)
     return parser
 
 
