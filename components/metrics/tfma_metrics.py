@@ -10,7 +10,8 @@ once per candidate. Our eval examples are whole units instead (docs/architecture
   per-impression value;
 * **tag profiling** — one example per user: the label is a multi-hot vector over the tag
   vocabulary and the prediction the tag scores aligned with it, so PrecisionAtK averages a
-  per-user value;
+  per-user value; the candidate tags it may rank (the user's history tags) come as a second
+  output of the label signature;
 * **CTR** — one example per user: the prediction holds the click probabilities of the user's
   eval items ``[E]`` (padded to the batch's longest user) and the label (from the model's
   ``labels`` signature) their clicks, −1 in padded slots; GlobalAUC pools every real slot of
