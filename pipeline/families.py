@@ -285,7 +285,8 @@ TAGS = Family(
     prediction_key="tag_scores",
     label_signature="labels",
     source_options=("tags_dir",),
-    # Floors on history-tag ranking, above a random history tag (tags-tiny: see docs/tags.md).
+    # Floor on history-tag ranking. tags-tiny: a random history tag gives Prec@1 0.388 (a random
+    # tag 0.107), YouTube-DNN 0.605 (docs/tags.md, "Floors").
     default_min_value={"prec@1": 0.5},
     default_max_drop={"prec@1": 0.02},
     presets={
