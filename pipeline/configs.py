@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from components.errors import UserError
-from components.gating import GateConfig
+from components.gating import GateConfig, MetricTable
 from pipeline.families import FAMILIES, Family, all_models
 from trainer.config_base import TrainingConfig
 
@@ -108,6 +108,10 @@ class PipelineConfig:
     def gate_of(self, family: Family) -> GateConfig:
         return self.families[family.name].gate
 
+    def metrics_of(self, family: Family) -> MetricTable:
+        """The family's metric table for the data source this run reads (`Family.metrics_of`)."""
+        return family.metrics_of(self.families[family.name].dataset)
+
     def _family_training(self, family: Family) -> dict[str, Any]:
         """The shared training fields with the family's own on top."""
         return {**dataclasses.asdict(self.training), **self.families[family.name].training}
@@ -152,7 +156,7 @@ class PipelineConfig:
         except (TypeError, ValueError) as err:
             raise ConfigError(f"{where}.training: {err}") from None
         try:
-            self.gate_of(family).validate(family.metrics)
+            self.gate_of(family).validate(self.metrics_of(family))
         except UserError as err:
             raise ConfigError(f"{where}.{err}") from None
         for model in self.models_of(family):

@@ -137,8 +137,9 @@ def _family_components(config: PipelineConfig, family: Family, data_dir: str, ba
 def _evaluator(config: PipelineConfig, family: Family, example_gen, model_channel, baseline_model,
                against_sibling: bool):
     """A TFMA Evaluator of one model on the family's raw eval split."""
-    metrics = family.metrics if against_sibling else {
-        name: metric for name, metric in family.metrics.items() if name not in family.sibling_metrics
+    table = config.metrics_of(family)
+    metrics = table if against_sibling else {
+        name: metric for name, metric in table.items() if name not in family.sibling_metrics
     }
     return tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],

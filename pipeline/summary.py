@@ -72,6 +72,8 @@ class RunSummary:
     ingest: dict[str, dict[str, Any]]
     """Family → its ExampleGen's ingest report."""
     models: list[ModelResult]
+    metric_columns: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    """Family → its metric names for the data source of the run (`Family.metrics_of`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -83,8 +85,9 @@ class RunSummary:
             models = [m for m in self.models if m.family == name]
             if not models:
                 continue
-            header = ["model", *family.metrics, "blessed", "pushed to"]
-            rows = [[m.model, *(_fmt(m.metrics.get(c)) for c in family.metrics), "yes" if m.blessed else "NO",
+            columns = self.metric_columns.get(name) or list(family.metrics)
+            header = ["model", *columns, "blessed", "pushed to"]
+            rows = [[m.model, *(_fmt(m.metrics.get(c)) for c in columns), "yes" if m.blessed else "NO",
                      m.pushed_path or "-"] for m in models]
             tables += ([f"{family.task}:"] if len(self.data_dirs) > 1 else []) + [_markdown_table(header, rows), ""]
         return "\n".join(tables + [f"{m.model}: {m.reason()}" for m in self.models])
@@ -225,7 +228,8 @@ def collect(config: PipelineConfig, started_at: float) -> RunSummary:
             ingest[family.name] = load_report(examples)
     models = [_model_result(md, config, model) for model in config.models]
     data_dirs = {f.name: os.path.abspath(config.data_dir_of(f)) for f in config.run_families()}
-    return RunSummary(os.path.abspath(config.output_dir), data_dirs, time.time() - started_at, ingest, models)
+    columns = {f.name: list(config.metrics_of(f)) for f in config.run_families()}
+    return RunSummary(os.path.abspath(config.output_dir), data_dirs, time.time() - started_at, ingest, models, columns)
 
 
 def _evaluation(md: _Metadata, node: str) -> tuple[dict[str, dict[str, float]], set, Any]:
@@ -245,7 +249,7 @@ def _model_result(md: _Metadata, config: PipelineConfig, model: str) -> ModelRes
     baseline = md.artifact_uri(baseline_id) if baseline_id else None
     metrics = by_model.get(gating.CANDIDATE) or by_model.get("", {})
     baseline_metrics = by_model.get(gating.BASELINE, {})
-    checks = _checks(gate, family.metrics, metrics, baseline_metrics, failures, baseline is not None)
+    checks = _checks(gate, config.metrics_of(family), metrics, baseline_metrics, failures, baseline is not None)
     sibling = family.siblings.get(model)
     if sibling:
         compared, compare_failures, _ = _evaluation(md, f"Compare.{model}")

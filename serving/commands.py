@@ -142,7 +142,8 @@ def add_query_parser(sub) -> None:
     user = what.add_parser("encode-user", help="the vector of a user")
     user.add_argument("--user", default="")
     user.add_argument("--history", nargs="*", default=[])
-    tags = what.add_parser("tags", help="a user's top-K tags (tag-profiling models)")
+    tags = what.add_parser("tags", help="a user's top-K tags among every tag (tag-profiling models; the gate's "
+                                        "prec@K ranks the history tags only, docs/tags.md)")
     tags.add_argument("--user", default="")
     tags.add_argument("--history", nargs="*", default=[])
     tags.add_argument("--features", nargs="*", default=[], help="user fields as name=value")

@@ -300,6 +300,7 @@ def prec_at_k(
     scores: object,
     clicked_tags: Mapping[Hashable, Iterable[Hashable]],
     k: int,
+    candidate_tags: Mapping[Hashable, Iterable[Hashable]] | None = None,
 ) -> float:
     """Mean per-user precision of the top-K predicted tags (UTPM eq. 5).
 
@@ -310,9 +311,18 @@ def prec_at_k(
     ``|top-K ∩ clicked_tags[user]| / min(k, |clicked_tags[user]|)``, so a user
     with fewer clicked tags than `k` is not penalised for the shortfall.
 
+    With `candidate_tags` (UTPM's candidate selection: the tags of the user's
+    own history), only the pairs whose tag is one of the user's candidates are
+    ranked, so the prediction holds at most ``|candidates|`` tags. The
+    denominator stays ``min(k, |clicked_tags[user]|)`` over *all* clicked tags,
+    candidates or not: the ground truth of eq. 5 is what the user clicked, so
+    a clicked tag outside the candidate set is a miss the candidate selection
+    causes, and both candidate sets are measured against the same truth.
+
     The mean is over users that appear in `user_ids` and have at least one
     clicked tag; users absent from `clicked_tags` (or with an empty set) and
-    users in `clicked_tags` without any scored pair are excluded.
+    users in `clicked_tags` without any scored pair are excluded; with
+    `candidate_tags`, so are users without a candidate (absent or empty).
 
     Args:
         user_ids: User of each scored pair, shape `[n]`.
@@ -320,6 +330,8 @@ def prec_at_k(
         scores: Score of each pair, shape `[n]`, no NaN.
         clicked_tags: Maps a user id to the tags of the articles it clicked.
         k: Cut-off K, a positive integer.
+        candidate_tags: Optional; maps a user id to the tags that may be
+            ranked for it. None ranks every scored pair.
 
     Returns:
         The mean precision, or ``nan`` when no user qualifies.
@@ -332,6 +344,14 @@ def prec_at_k(
     users = _as_1d("user_ids", user_ids)
     tags = _as_1d("tag_ids", tag_ids, users.shape[0])
     s = _scores(scores, users.shape[0])
+    if candidate_tags is not None:
+        allowed = {user: set(user_tags) for user, user_tags in candidate_tags.items()}
+        keep = np.fromiter(
+            (tag in allowed.get(user, ()) for user, tag in zip(users.tolist(), tags.tolist())),
+            dtype=bool,
+            count=users.shape[0],
+        )
+        users, tags, s = users[keep], tags[keep], s[keep]
 
     user_values, user_codes = np.unique(users, return_inverse=True)
     tag_values, tag_codes = np.unique(tags, return_inverse=True)

@@ -10,7 +10,8 @@ once per candidate. Our eval examples are whole units instead (docs/architecture
   per-impression value;
 * **tag profiling** — one example per user: the label is a multi-hot vector over the tag
   vocabulary and the prediction the tag scores aligned with it, so PrecisionAtK averages a
-  per-user value;
+  per-user value; the candidate tags it may rank (the user's history tags) come as a second
+  output of the label signature;
 * **CTR** — one example per user: the prediction holds the click probabilities of the user's
   eval items ``[E]`` (padded to the batch's longest user) and the label (from the model's
   ``labels`` signature) their clicks, −1 in padded slots; GlobalAUC pools every real slot of
@@ -45,18 +46,26 @@ def _one_group(fn: Callable[..., float], **kwargs) -> PerExample:
     return lambda labels, scores: fn(labels, scores, np.zeros(len(labels), np.int64), **kwargs)
 
 
-def _one_user(k: int) -> PerExample:
+def _one_user(k: int) -> Callable[..., float]:
     """Prec@K of one user, by calling the reference on that user's flat arrays.
 
     The multi-hot label becomes the user's clicked-tag set and position ``t`` of both vectors is
-    tag ``t``, so the reference sees exactly the (user, tag, score) rows it is specified on.
+    tag ``t``, so the reference sees exactly the (user, tag, score) rows it is specified on. A
+    multi-hot ``candidates`` vector aligned with them restricts the ranked tags (UTPM's candidate
+    selection); None ranks every tag.
     """
 
-    def per_user(labels: np.ndarray, scores: np.ndarray) -> float:
+    def per_user(labels: np.ndarray, scores: np.ndarray, candidates: np.ndarray | None = None) -> float:
         # Sized by the labels, so scores that do not cover the vocabulary raise in the reference.
         tags = np.arange(len(labels))
         clicked = {0: np.flatnonzero(labels).tolist()}
-        return reference.prec_at_k(np.zeros(len(labels), np.int64), tags, scores, clicked, k)
+        allowed = None
+        if candidates is not None:
+            candidates = candidates[: len(labels)]
+            if not np.isin(candidates, (0, 1)).all():
+                raise ValueError("the candidate tags must be a 0/1 multi-hot over the tag vocabulary")
+            allowed = {0: np.flatnonzero(candidates).tolist()}
+        return reference.prec_at_k(np.zeros(len(labels), np.int64), tags, scores, clicked, k, allowed)
 
     return per_user
 
@@ -72,21 +81,42 @@ def _examples(element: metric_types.StandardMetricInputs, eval_config, key: metr
         yield labels, np.asarray(prediction, np.float64).reshape(-1)[: len(labels)]
 
 
-class _MeanOverExamples(beam.CombineFn):
-    """Averages a per-example metric; examples where it is undefined (NaN) are skipped."""
+def _side_input(element: metric_types.StandardMetricInputs, model_name: str, name: str) -> np.ndarray:
+    """A model's `name` output of its preprocessing signature for this example, as a flat array.
 
-    def __init__(self, key: metric_types.MetricKey, eval_config, per_example: PerExample):
+    TFMA keeps those outputs as transformed features (keyed by model name when a baseline runs
+    too); `label_key` selects only the label among them, so other per-example inputs of a metric
+    (the tag family's candidate tags) are read here."""
+    features = element.get_transformed_features(model_name) or {}
+    if name not in features:
+        raise ValueError(
+            f"model {model_name or '(the only one)'!r}: its label signature has no output {name!r} "
+            f"(it has {sorted(features)}); export the model again with this version of the trainer"
+        )
+    return np.asarray(features[name], np.float64).reshape(-1)
+
+
+class _MeanOverExamples(beam.CombineFn):
+    """Averages a per-example metric; examples where it is undefined (NaN) are skipped.
+
+    With `side_input`, the per-example function also gets that output of the model's
+    preprocessing signature (`_side_input`) as a third argument."""
+
+    def __init__(self, key: metric_types.MetricKey, eval_config, per_example: Callable[..., float],
+                 side_input: str | None = None):
         self._key = key
         self._eval_config = eval_config
         self._fn = per_example
+        self._side_input = side_input
 
     def create_accumulator(self) -> tuple[float, int]:
         return 0.0, 0
 
     def add_input(self, acc: tuple[float, int], element: metric_types.StandardMetricInputs) -> tuple[float, int]:
         total, count = acc
+        extra = () if self._side_input is None else (_side_input(element, self._key.model_name, self._side_input),)
         for labels, scores in _examples(element, self._eval_config, self._key):
-            value = self._fn(labels, scores)
+            value = self._fn(labels, scores, *extra)
             if not np.isnan(value):
                 total, count = total + value, count + 1
         return total, count
@@ -100,9 +130,10 @@ class _MeanOverExamples(beam.CombineFn):
         return {self._key: total / count if count else float("nan")}
 
 
-def _computations(make_combiner: Callable[[metric_types.MetricKey, Any], beam.CombineFn]):
+def _computations(make_combiner: Callable[[metric_types.MetricKey, Any], beam.CombineFn],
+                  preprocessors: list[metric_types.Preprocessor] | None = None):
     """TFMA's computations factory: one combiner `make_combiner(key, eval_config)` per model and
-    output."""
+    output; `preprocessors` None gives the combiners labels, predictions and weights only."""
 
     def create(name: str, eval_config=None, model_names=None, output_names=None, example_weighted=False):
         computations = []
@@ -112,7 +143,7 @@ def _computations(make_combiner: Callable[[metric_types.MetricKey, Any], beam.Co
                     name=name, model_name=model_name, output_name=output_name, example_weighted=example_weighted
                 )
                 computations.append(
-                    metric_types.MetricComputation(keys=[key], preprocessors=None,
+                    metric_types.MetricComputation(keys=[key], preprocessors=preprocessors,
                                                    combiner=make_combiner(key, eval_config))
                 )
         return computations
@@ -120,9 +151,13 @@ def _computations(make_combiner: Callable[[metric_types.MetricKey, Any], beam.Co
     return create
 
 
-def _mean_of(per_example: PerExample):
-    """Computations averaging `per_example` over the examples."""
-    return _computations(lambda key, eval_config: _MeanOverExamples(key, eval_config, per_example))
+def _mean_of(per_example: Callable[..., float], side_input: str | None = None):
+    """Computations averaging `per_example` over the examples (see `_MeanOverExamples`)."""
+    # Every transformed feature: filtering by name would need the model-name level, which TFMA
+    # only adds when several models run. The label signatures' outputs are small.
+    preprocessors = None if side_input is None else [metric_types.TransformedFeaturePreprocessor(feature_keys=[])]
+    return _computations(lambda key, eval_config: _MeanOverExamples(key, eval_config, per_example, side_input),
+                         preprocessors)
 
 
 class GroupAUC(tfma.metrics.Metric):
@@ -160,20 +195,29 @@ class PrecisionAtK(tfma.metrics.Metric):
     fewer clicked tags than K can still reach 1. Users without a clicked tag have no value and are
     left out of the mean.
 
+    With `candidates_key`, only the user's candidate tags are ranked (UTPM's candidate selection:
+    the tags of the user's own history): the model's preprocessing signature, the one that gives
+    the label, also returns that multi-hot ``[T]`` under this name. The denominator still counts
+    every clicked tag (`reference.prec_at_k`), and users without a candidate have no value.
+
     Args:
-        k: Cut-off K, a positive integer (the paper reports K ∈ {1, 2, 3, 5, 10, 20, 50}).
+        k: Cut-off K, a positive integer (the paper reports K ∈ {1, 2, 3} on MovieLens and
+            {1, 5, 10, 20, 50} on news).
+        candidates_key: Output of the label signature holding the candidate multi-hot; None
+            ranks every tag.
         name: Metric name; defaults to ``prec@{k}``.
 
     References:
         UTPM: "Learning to Build User-tag Profile in Recommendation System", CIKM 2020, eq. 5.
     """
 
-    def __init__(self, k: int = 5, name: str | None = None):
+    def __init__(self, k: int = 5, candidates_key: str | None = None, name: str | None = None):
         self.k = k
-        super().__init__(_mean_of(_one_user(k)), name=name or f"prec@{k}")
+        self.candidates_key = candidates_key
+        super().__init__(_mean_of(_one_user(k), candidates_key), name=name or f"prec@{k}")
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "k": self.k}
+        return {**super().get_config(), "k": self.k, "candidates_key": self.candidates_key}
 
 
 class _PooledAUC(beam.CombineFn):
@@ -294,11 +338,6 @@ def _rela_impr_computations(auc_metric: str):
         return computations
 
     return create
-
-
-def _mean_of(per_example: PerExample):
-    """Computations averaging `per_example` over the examples."""
-    return _computations(lambda key, eval_config: _MeanOverExamples(key, eval_config, per_example))
 
 
 class RelaImpr(tfma.metrics.Metric):

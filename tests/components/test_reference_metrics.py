@@ -216,6 +216,29 @@ def test_prec_at_k_no_qualifying_user_gives_nan():
     assert math.isnan(reference.prec_at_k([0], [1], [0.3], {1: [1]}, 1))
 
 
+# History candidates (UTPM's candidate selection): u1 may rank b, c, d only (a, its best-scored
+# tag, is not a candidate), u2 only x, u3 has an empty set, u5 no entry at all.
+PREC_CANDIDATES = {"u1": ["b", "c", "d", "zz"], "u2": ["x"], "u3": [], "u4": ["a"]}
+
+
+@pytest.mark.parametrize("k, expected", [(1, 0.0), (2, 1 / 4), (3, 1 / 6), (5, 1 / 6)])
+def test_prec_at_k_history_candidates_golden(k, expected):
+    # u1: candidates ranked b (0.8), c (0.6), d (0.5); clicked {a, c, e} → hits at K ≥ 2 over
+    # min(K, 3). u2: x only, clicked y → 0. u3: no candidate, u4: not scored, u5: no clicked
+    # tag → left out. The denominator counts the clicked tags outside the candidates (a, e).
+    users, tags, scores = zip(*PREC_PAIRS)
+    got = reference.prec_at_k(users, tags, scores, PREC_CLICKED, k, candidate_tags=PREC_CANDIDATES)
+    assert got == pytest.approx(expected)
+
+
+def test_prec_at_k_candidates_exclude_users_without_candidates():
+    # The only clicked user has no candidate: no value rather than 0.
+    assert math.isnan(reference.prec_at_k([0, 0], [1, 2], [0.3, 0.2], {0: [1]}, 1, candidate_tags={0: []}))
+    assert math.isnan(reference.prec_at_k([0, 0], [1, 2], [0.3, 0.2], {0: [1]}, 1, candidate_tags={}))
+    # Every tag a candidate: the same as ranking all tags.
+    assert reference.prec_at_k([0, 0], [1, 2], [0.2, 0.3], {0: [1]}, 1, candidate_tags={0: [1, 2]}) == 0.0
+
+
 @pytest.mark.parametrize(
     "auc_model, auc_base, expected",
     [
@@ -295,13 +318,17 @@ def naive_ndcg(labels, scores, group_ids, k):
     return _mean(values)
 
 
-def naive_prec(user_ids, tag_ids, scores, clicked, k):
+def naive_prec(user_ids, tag_ids, scores, clicked, k, candidates=None):
     values = []
     for idx in _groups(user_ids):
         user = user_ids[idx[0]]
         truth = set(clicked.get(user, ()))
         if not truth:
             continue
+        if candidates is not None:
+            idx = [i for i in idx if tag_ids[i] in set(candidates.get(user, ()))]
+            if not idx:
+                continue
         top = []
         for i in _stable_desc(idx, scores):
             if tag_ids[i] not in top:
@@ -375,6 +402,11 @@ def test_random_prec_at_k_matches_naive(seed):
         assert reference.prec_at_k(users, tags, scores, clicked, k) == pytest.approx(
             naive_prec(users, tags, scores, clicked, k), rel=1e-12
         )
+    # History candidates: random subsets, some empty, some users without an entry.
+    candidates = {u: set(rng.integers(0, 45, size=int(rng.integers(0, 10))).tolist()) for u in range(25)}
+    for k in (1, 2, 3, 5, 10, 20, 50):
+        got = reference.prec_at_k(users, tags, scores, clicked, k, candidate_tags=candidates)
+        assert got == pytest.approx(naive_prec(users, tags, scores, clicked, k, candidates), rel=1e-12, nan_ok=True)
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -55,6 +55,19 @@ USERS = [
 ]
 PREC_KS = [1, 2, 3, 5, 10]
 
+# The same users with history candidate tags as variable-length id lists (the `labels` signature
+# turns them into a multi-hot, so every batch pads the shorter lists): a user whose best tag is
+# not a candidate, one with an empty candidate set (no value), one with fewer candidates than K,
+# and tied candidate scores. The baseline scores differently, so each model's own candidates and
+# scores must meet in the metric.
+TAG_USERS = [
+    {**USERS[0], "candidates": [2, 3, 4], "base_score": [0.1, 0.2, 0.3, 0.9, 0.5, 0.6]},
+    {**USERS[1], "candidates": [], "base_score": [0.6, 0.5, 0.4, 0.3, 0.2, 0.1]},
+    {**USERS[2], "candidates": [0, 1], "base_score": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]},
+    {**USERS[3], "candidates": [1, 2, 4, 5, 0], "base_score": [0.9, 0.8, 0.1, 0.2, 0.3, 0.4]},
+    {**USERS[4], "candidates": [0, 5], "base_score": [0.3, 0.9, 0.1, 0.8, 0.2, 0.7]},
+]
+
 # CTR: one example per (history, target) with a scalar click. Scores are distinct and far apart
 # (more than TFMA's 1e-4 AUC buckets), where TFMA's bucketed AUC equals Mann-Whitney exactly.
 # The candidate ranks worse than the baseline.
@@ -106,6 +119,31 @@ class _UserScorer(_ScoreReader):
         return {"clicks": tf.cast(ratings >= 4.0, tf.float32).to_tensor(default_value=-1.0)}
 
 
+class _TagScorer(_ScoreReader):
+    """A tag "model": ``serving_default`` as `_ScoreReader`, plus the ``labels`` signature with
+    the clicked-tag multi-hot and the history candidates' multi-hot over the same T tags."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def labels(self, examples):
+        parsed = tf.io.parse_example(examples, {"tags": tf.io.VarLenFeature(tf.int64),
+                                                "candidates": tf.io.VarLenFeature(tf.int64)})
+        clicked = tf.cast(tf.sparse.to_dense(parsed["tags"]), tf.float32)
+        ids = tf.RaggedTensor.from_sparse(parsed["candidates"])
+        candidates = tf.minimum(tf.reduce_sum(tf.one_hot(ids, tf.shape(clicked)[1]), axis=1), 1.0)  # empty → 0
+        return {"clicked_tags": clicked, "candidate_tags": candidates}
+
+
+@pytest.fixture(scope="module")
+def tag_model_paths(tmp_path_factory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("tag_models")
+    paths = {}
+    for name, feature in (("candidate", "score"), ("baseline", "base_score")):
+        module = _TagScorer(feature)
+        paths[name] = str(root / name)
+        tf.saved_model.save(module, paths[name], signatures={"serving_default": module.serve, "labels": module.labels})
+    return paths
+
+
 @pytest.fixture(scope="module")
 def user_model_paths(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("user_models")
@@ -131,6 +169,8 @@ def model_paths(tmp_path_factory) -> dict[str, str]:
 def _example(row: dict[str, list]) -> bytes:
     feature = {}
     for name, values in row.items():
+        if not values:  # an empty list is an absent feature, as the ExampleGens write it
+            continue
         if isinstance(values[0], float):
             feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
         else:
@@ -273,6 +313,42 @@ def test_precision_at_k_equals_reference(tags, k):
     clicked = {i: np.flatnonzero(u["tags"]).tolist() for i, u in enumerate(USERS)}
     expected = reference.prec_at_k(user_ids, tag_ids, scores, clicked, k)
     assert metrics[f"prec@{k}", "", False] == pytest.approx(expected, abs=TOL)
+
+
+@pytest.fixture(scope="module")
+def history_tags(tmp_path_factory, tag_model_paths):
+    """The tag family's gate: Prec@K over the history candidates and over all tags, labels and
+    candidates from the `labels` signature, candidate and baseline."""
+    metrics = [_metric("PrecisionAtK", k=k, candidates_key="candidate_tags") for k in PREC_KS]
+    metrics += [_metric("PrecisionAtK", k=k, name=f"prec@{k}_all") for k in PREC_KS]
+    eval_config = _eval_config("clicked_tags", metrics, label_signature="labels")
+    return _run_tfma(tmp_path_factory.mktemp("history_tags"), tag_model_paths, eval_config, TAG_USERS)
+
+
+@pytest.mark.parametrize("model, score", [("candidate", "score"), ("baseline", "base_score")])
+@pytest.mark.parametrize("k", PREC_KS)
+def test_precision_at_k_over_history_candidates_equals_reference(history_tags, k, model, score):
+    metrics, _ = history_tags
+    n_tags = len(TAG_USERS[0]["tags"])
+    user_ids = np.repeat(np.arange(len(TAG_USERS)), n_tags)
+    tag_ids = np.tile(np.arange(n_tags), len(TAG_USERS))
+    scores = np.concatenate([u[score] for u in TAG_USERS])
+    clicked = {i: np.flatnonzero(u["tags"]).tolist() for i, u in enumerate(TAG_USERS)}
+    candidates = {i: u["candidates"] for i, u in enumerate(TAG_USERS)}
+    history = reference.prec_at_k(user_ids, tag_ids, scores, clicked, k, candidate_tags=candidates)
+    every_tag = reference.prec_at_k(user_ids, tag_ids, scores, clicked, k)
+    assert metrics[f"prec@{k}", model, False] == pytest.approx(history, abs=TOL)
+    assert metrics[f"prec@{k}_all", model, False] == pytest.approx(every_tag, abs=TOL)
+
+
+def test_history_candidates_change_the_ranking():
+    # The data above must tell the two candidate sets apart, or the test above proves nothing.
+    n_tags = len(TAG_USERS[0]["tags"])
+    args = (np.repeat(np.arange(len(TAG_USERS)), n_tags), np.tile(np.arange(n_tags), len(TAG_USERS)),
+            np.concatenate([u["score"] for u in TAG_USERS]),
+            {i: np.flatnonzero(u["tags"]).tolist() for i, u in enumerate(TAG_USERS)}, 1)
+    candidates = {i: u["candidates"] for i, u in enumerate(TAG_USERS)}
+    assert reference.prec_at_k(*args, candidate_tags=candidates) != pytest.approx(reference.prec_at_k(*args))
 
 
 def _ctr_config(rela_impr_threshold: config_pb2.MetricThreshold) -> config_pb2.EvalConfig:

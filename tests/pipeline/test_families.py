@@ -156,3 +156,42 @@ def test_source_options_reach_the_example_gen_and_unknown_ones_are_named(tmp_pat
     assert nodes["ExampleGen.tags"].exec_properties["tags_dir"] == tags_dir
     with pytest.raises(configs.ConfigError, match=r"families.news.source_options: unknown \['tags_dir'\]"):
         configs.load_config("tiny", overrides={"families": {"news": {"source_options": {"tags_dir": "x"}}}})
+
+
+def test_tags_gate_reports_both_candidate_sets():
+    """Prec@K over the user's history tags carries the gate; Prec@K over all tags is reported."""
+    from pipeline.families import TAGS
+
+    assert list(TAGS.metrics) == ["prec@1", "prec@2", "prec@3", "prec@1_all", "prec@2_all", "prec@3_all"]
+    assert TAGS.metrics["prec@2"] == ("PrecisionAtK", {"k": 2, "candidates_key": "candidate_tags"})
+    assert TAGS.metrics["prec@2_all"] == ("PrecisionAtK", {"k": 2, "name": "prec@2_all"})
+    assert set(TAGS.default_min_value) | set(TAGS.default_max_drop) == {"prec@1"}
+    for preset in configs.PRESETS:
+        assert set(configs.load_config(preset).families["tags"].gate.min_value) == {"prec@1"}
+
+
+def test_a_data_source_names_its_own_cut_offs(monkeypatch, tmp_path):
+    """The K set is the data source's: a source with its own Prec@K table (news: 1, 5, 10, 20,
+    50) gets those metrics in its Evaluator and report, the others keep the family's; a gate on
+    a K the source does not compute is a config error naming it."""
+    import json
+
+    from pipeline import families
+    from pipeline.pipeline import create_pipeline
+
+    tags = dataclasses.replace(families.TAGS, dataset_metrics={"movielens": families.prec_at_k_metrics((1, 5, 50))})
+    monkeypatch.setitem(families.FAMILIES, "tags", tags)
+    real = {"families": {"tags": {"dataset": "movielens", "data_dir": str(tmp_path / "ml")}}}
+    config = configs.load_config("tiny", overrides={"models": ["youtube_dnn"], "output_dir": str(tmp_path), **real})
+    assert list(config.metrics_of(tags)) == ["prec@1", "prec@5", "prec@50", "prec@1_all", "prec@5_all", "prec@50_all"]
+    nodes = {c.id: c for c in create_pipeline(config).components}
+    eval_config = json.loads(nodes["Evaluator.youtube_dnn"].exec_properties["eval_config"])
+    metrics = {m["class_name"] + m.get("config", "") for m in eval_config["metrics_specs"][0]["metrics"]}
+    assert 'PrecisionAtK{"k": 50, "candidates_key": "candidate_tags"}' in metrics
+    assert 'PrecisionAtK{"k": 50, "name": "prec@50_all"}' in metrics
+    assert not any('"k": 2' in m for m in metrics)
+    synthetic = configs.load_config("tiny", overrides={"models": ["youtube_dnn"]})
+    assert list(synthetic.metrics_of(tags)) == list(families.TAGS.metrics)
+    with pytest.raises(configs.ConfigError, match=r"families.tags.gate.min_value: unknown metrics \['prec@2'\]"):
+        configs.load_config("tiny", overrides={"models": ["youtube_dnn"], "families": {
+            "tags": {**real["families"]["tags"], "gate": {"min_value": {"prec@2": 0.5}}}}})

@@ -2,9 +2,10 @@
 
 `usermodel run --preset tiny --models youtube_dnn` on generated MovieLens-format data with
 planted tag preferences (the `tags-tiny` synthetic preset, about 1.5 minutes on 2 cores): the
-model is blessed and pushed, TFMA's Prec@1/2/3 equal the reference metric on the pushed model's
-own scores with labels recomputed here from the raw eval events and the catalog, Prec@1 beats
-random tags clearly, and the pushed model answers `user_tags` consistently with its scores. The
+model is blessed and pushed, TFMA's Prec@1/2/3 over the history tags and over all tags equal the
+reference metric on the pushed model's own scores with labels recomputed here from the raw eval
+events and the catalog, Prec@1 beats random tags clearly, the floor sits above a random history
+tag, and the pushed model answers `user_tags` consistently with its scores. The
 last test runs the pipeline again in the same directory: an untrained candidate must be refused
 by the no-regression check against the serving model (TFMA runs the `labels` signature of both).
 """
@@ -23,6 +24,7 @@ import tensorflow_transform as tft
 
 from components.metrics import reference
 from pipeline import cli, configs, local_runner
+from pipeline.families import TAGS
 from pipeline.summary import _Metadata
 from serving.model_manager import ManagerConfig
 from serving.server import Server, ServerConfig
@@ -79,11 +81,12 @@ def expected_labels(run, eval_examples):
     return labels
 
 
-def _prec(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
+def _prec(scores: np.ndarray, labels: np.ndarray, k: int, candidates: np.ndarray | None = None) -> float:
     users, tags = scores.shape
     clicked = {u: np.flatnonzero(labels[u]).tolist() for u in range(users)}
+    history = None if candidates is None else {u: np.flatnonzero(candidates[u]).tolist() for u in range(users)}
     return reference.prec_at_k(np.repeat(np.arange(users), tags), np.tile(np.arange(tags), users),
-                               scores.reshape(-1), clicked, k)
+                               scores.reshape(-1), clicked, k, history)
 
 
 def test_blessed_model_is_pushed(run):
@@ -108,13 +111,19 @@ def test_labels_signature_matches_raw_catalog_labels(served, eval_examples, expe
 def test_tfma_prec_at_k_equals_reference_and_beats_random(run, served, eval_examples, expected_labels):
     _, summary, _ = run
     scores = served.signatures["serving_default"](examples=tf.constant(eval_examples))["tag_scores"].numpy()
+    candidates = served.signatures["labels"](examples=tf.constant(eval_examples))["candidate_tags"].numpy()
     metrics = summary.models[0].metrics
     for k in (1, 2, 3):
-        assert metrics[f"prec@{k}"] == pytest.approx(_prec(scores, expected_labels, k), abs=1e-6)
+        assert metrics[f"prec@{k}_all"] == pytest.approx(_prec(scores, expected_labels, k), abs=1e-6)
+        assert metrics[f"prec@{k}"] == pytest.approx(_prec(scores, expected_labels, k, candidates), abs=1e-6)
     # Random tags: expected Prec@1 of a user = |clicked tags| / real tags.
     users = expected_labels[expected_labels.sum(1) > 0]
     random_prec1 = float(np.mean(users.sum(1) / (users.shape[1] - 2)))
-    assert metrics["prec@1"] > 1.5 * random_prec1, (metrics, random_prec1)
+    assert metrics["prec@1_all"] > 1.5 * random_prec1, (metrics, random_prec1)
+    # A random history tag: |clicked ∩ history| / |history| per user with both; the floor sits above.
+    both = (expected_labels.sum(1) > 0) & (candidates.sum(1) > 0)
+    chance = float(np.mean((expected_labels * candidates).sum(1)[both] / candidates.sum(1)[both]))
+    assert metrics["prec@1"] > TAGS.default_min_value["prec@1"] > chance, (metrics, chance)
 
 
 def test_user_tags_answers_with_the_top_of_the_scores(served, eval_examples):

@@ -9,7 +9,9 @@ TFMA take raw inputs:
   unknown columns score -1e9). The fields come from ``history_item_ids`` / ``history_ratings``.
 * ``labels(examples)`` — the same examples → ``clicked_tags`` ``[B, T]``, the multi-hot of the
   tags of the eval events rated ≥ the positive threshold (UTPM eq. 5's label), computed from
-  the catalog inside the model: TFMA runs it as a preprocessing function (`Family.label_signature`).
+  the catalog inside the model, and ``candidate_tags`` ``[B, T]``, the multi-hot of the user's
+  ``tags`` field (the history tags that UTPM's candidate selection ranks): TFMA runs it as a
+  preprocessing function (`Family.label_signature`) and PrecisionAtK reads both.
 * ``user_tags(user_id, history, features)`` — clicked item ids (``""`` = padding) and user
   fields ``name=value`` (ml-1m: ``gender=F``, ``age=25``, ``occupation=4``) → ``user_embedding``
   ``[B, U]``, the top K tags best first as raw strings (``tag_ids``) with their ``tag_scores``.
@@ -37,9 +39,11 @@ from trainer.transform_ops import FIRST_ID, PAD_ID, UNKNOWN_ID
 
 LABELS = signatures.Signature(
     "labels", (signatures.TensorSpec("examples", "string", (None,)),),
-    (signatures.TensorSpec("clicked_tags", "float32", (None, None)),),
+    (signatures.TensorSpec("clicked_tags", "float32", (None, None)),
+     signatures.TensorSpec("candidate_tags", "float32", (None, None))),
 )
-"""TFMA's label signature: serialized raw eval examples → the clicked-tag multi-hot."""
+"""TFMA's label signature: serialized raw eval examples → the clicked-tag multi-hot and the
+history candidates' multi-hot."""
 
 
 def _lookup(keys: list[bytes]) -> tf.lookup.StaticHashTable:
@@ -89,9 +93,12 @@ class TagsServing:
         self.tables = TagTables(table, tft_output, tuple(f for f in self.fields if f in DEMOGRAPHICS))
         self.top_k = min(cfg.top_k, table.num_tags - FIRST_ID)
 
-    def _inputs(self, items: tf.Tensor, positive: tf.Tensor, demographics: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    def _fields(self, items: tf.Tensor, positive: tf.Tensor) -> dict[str, tf.Tensor]:
         t = self.tables
-        built = tag_fields.user_fields(items, positive, t.item_tags, t.item_genres, t.num_tags, t.num_genres, self.length)
+        return tag_fields.user_fields(items, positive, t.item_tags, t.item_genres, t.num_tags, t.num_genres, self.length)
+
+    def _inputs(self, items: tf.Tensor, positive: tf.Tensor, demographics: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        built = self._fields(items, positive)
         inputs = {f"user_{f}": built[f] for f in self.fields if f in built}
         inputs.update({f"user_{f}": tf.cast(tf.reshape(v, [-1, 1]), tf.int32) for f, v in demographics.items()})
         return inputs
@@ -99,18 +106,26 @@ class TagsServing:
     def _transformed(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
         return self.tft_layer(tf.io.parse_example(examples, self.raw_spec))
 
+    def _history(self, t: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        """(history items [B, L], positively rated [B, L]) of transformed eval examples."""
+        history = tag_fields.dense(t["history_item_index"])
+        return history, tag_fields.dense(t["history_ratings"]) >= self.cfg.positive_rating
+
     def serving_default(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
         t = self._transformed(examples)
-        history = tag_fields.dense(t["history_item_index"])
-        positive = tag_fields.dense(t["history_ratings"]) >= self.cfg.positive_rating
-        inputs = self._inputs(history, positive, {f: t[f] for f in self.fields if f in DEMOGRAPHICS})
+        inputs = self._inputs(*self._history(t), {f: t[f] for f in self.fields if f in DEMOGRAPHICS})
         return {"tag_scores": self.model.tag_scores(self.model.user_embedding(inputs))}
 
     def labels(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
         t = self._transformed(examples)
         clicked = tag_fields.dense(t["ratings"]) >= self.cfg.positive_rating
         items = tag_fields.dense(t["item_index"])
-        return {"clicked_tags": tag_fields.clicked_tags(items, clicked, self.tables.item_tags, self.tables.num_tags)}
+        num_tags = self.tables.num_tags
+        return {
+            "clicked_tags": tag_fields.clicked_tags(items, clicked, self.tables.item_tags, num_tags),
+            # The tags field whether or not the model reads it: the candidates are the data's.
+            "candidate_tags": tag_fields.candidate_tags(self._fields(*self._history(t))["tags"], num_tags),
+        }
 
     def user_tags(self, user_id: tf.Tensor, history: tf.Tensor, features: tf.Tensor) -> dict[str, tf.Tensor]:
         del user_id  # the tag models read fields, not the id; kept in the contract for logging

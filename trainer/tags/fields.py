@@ -8,6 +8,8 @@ the same fields (UTPM section 4.1, docs/tags.md).
   catalog (vocabularies are sorted by frequency). Padding and unknown ids never count.
 * ``categories`` field: the genres of the same positive items, counted the same way.
 * eval label: the multi-hot ``[B, T]`` of the tags of the articles the user clicked (UTPM eq. 5).
+* eval candidates: the multi-hot ``[B, T]`` of the user's ``tags`` field, the tags Prec@K ranks
+  in UTPM's candidate selection (docs/tags.md).
 
 Items unknown to the catalog (id 1) and padding (id 0) have no tags or genres in the item
 table, so they add nothing.
@@ -66,6 +68,12 @@ def clicked_tags(items: tf.Tensor, clicked: tf.Tensor, item_tags: tf.Tensor, num
     """Multi-hot float32 [B, T]: 1 for every real tag of an article the user clicked."""
     tags = tf.gather(item_tags, tf.cast(items, tf.int32))
     return tf.cast(_counts(tags, clicked, num_tags, binary=True) > 0, tf.float32)
+
+
+def candidate_tags(tag_field: tf.Tensor, num_tags: int) -> tf.Tensor:
+    """Multi-hot float32 [B, T] of the ids in a ``tags`` field [B, H] (padding 0 left out): the
+    user's history tags, the candidates of UTPM's candidate selection."""
+    return tf.cast(_counts(tag_field[..., None], tag_field > 0, num_tags, binary=True) > 0, tf.float32)
 
 
 def dense(sparse: tf.SparseTensor | tf.Tensor, default=0) -> tf.Tensor:

@@ -153,8 +153,11 @@ def training_dataset(samples: TrainingSamples, batch_size: int, seed: int) -> tf
 
 
 def eval_users(files: list[str], feature_spec: FeatureSpec, table: ItemTable, cfg: TagsTrainingConfig,
-               transform: TagsTransformConfig, model_fields: Sequence[str]) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
-    """Per batch of eval users: (model inputs from the history, clicked-tag multi-hot [B, T])."""
+               transform: TagsTransformConfig, model_fields: Sequence[str]
+               ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]]:
+    """Per batch of eval users: (model inputs from the history, clicked-tag multi-hot [B, T],
+    history candidate multi-hot [B, T]: the user's `tags` field, what UTPM's candidate selection
+    ranks)."""
     for batch in loop.parse_transformed(files, feature_spec, SEQUENCE_FEATURES, batch_size=512):
         history, history_ratings, _ = _dense_rows(batch, "history_item_index", "history_ratings")
         items, ratings, _ = _dense_rows(batch, "item_index", "ratings")
@@ -162,4 +165,5 @@ def eval_users(files: list[str], feature_spec: FeatureSpec, table: ItemTable, cf
         inputs = {f"user_{k}": v.numpy() for k, v in fields.items() if k in model_fields}
         inputs.update(demographic_inputs(batch, model_fields))
         labels = tag_fields.clicked_tags(items, ratings >= cfg.positive_rating, table.tags, table.num_tags)
-        yield inputs, labels.numpy()
+        candidates = tag_fields.candidate_tags(fields["tags"], table.num_tags)
+        yield inputs, labels.numpy(), candidates.numpy()

@@ -3,9 +3,9 @@
 The generic loop (`trainer/loop.py`) calls them: the item table and the training samples are
 built once (`prepare`, protocol in `trainer/tags/input.py`), the model comes from the tags
 registry sized by the Transform vocabularies, training fits clicks with the model's own loss
-(UTPM eq. 4), evaluation is Prec@1/2/3 over the eval users with the reference metric (the
-gate's is TFMA's on the exported model), and the export carries `serving_default`, `labels`
-and `user_tags` (`trainer/tags/export.py`).
+(UTPM eq. 4), evaluation is Prec@1/2/3 over the eval users, history tags and all tags ranked,
+with the reference metric (the gate's is TFMA's on the exported model), and the export carries
+`serving_default`, `labels` and `user_tags` (`trainer/tags/export.py`).
 """
 
 from __future__ import annotations
@@ -57,26 +57,35 @@ def field_sizes(model_fields: tuple[str, ...], tft_output: tft.TFTransformOutput
 
 
 def prec_at_ks(model: keras.Model, batches, ks=EVAL_K) -> dict[str, float]:
-    """Reference Prec@K (UTPM eq. 5) over eval users, all tags ranked.
+    """Reference Prec@K (UTPM eq. 5) over eval users, under the gate's names: `prec@K` ranks the
+    user's history tags, `prec@K_all` every tag (pipeline/families.py: `prec_at_k_metrics`).
 
     The reference runs per batch of users (a user's value needs only their own row) and the
-    batch means are weighted by their users, so memory stays at one batch x T scores whatever
-    the number of users.
+    batch means are weighted by the users that have a value, so memory stays at one batch x T
+    scores whatever the number of users. `users` counts the users with a clicked tag,
+    `history_users` those of them that also have a history tag.
     """
-    totals, users = dict.fromkeys(ks, 0.0), 0
-    for inputs, labels in batches:
+    names = {"": "_all", "history_": ""}
+    totals = {(prefix, k): 0.0 for prefix in names for k in ks}
+    users = dict.fromkeys(names, 0)
+    for inputs, labels, candidates in batches:
         scores = keras.ops.convert_to_numpy(model.tag_scores(model.user_embedding(inputs)))
         b, t = scores.shape
         clicked = {i: np.flatnonzero(labels[i]).tolist() for i in range(b)}
-        n = sum(1 for v in clicked.values() if v)
-        if not n:
-            continue
+        history = {i: np.flatnonzero(candidates[i]).tolist() for i in range(b)}
+        counts = {"": sum(1 for v in clicked.values() if v),
+                  "history_": sum(1 for i, v in clicked.items() if v and history[i])}
         user_ids, tag_ids = np.repeat(np.arange(b), t), np.tile(np.arange(t), b)
-        for k in ks:
-            totals[k] += n * reference.prec_at_k(user_ids, tag_ids, scores.reshape(-1), clicked, k)
-        users += n
-    metrics = {f"prec@{k}": totals[k] / users if users else float("nan") for k in ks}
-    metrics["users"] = users
+        for prefix, n in counts.items():
+            if not n:
+                continue
+            allowed = history if prefix else None
+            for k in ks:
+                totals[prefix, k] += n * reference.prec_at_k(user_ids, tag_ids, scores.reshape(-1), clicked, k, allowed)
+            users[prefix] += n
+    metrics = {f"prec@{k}{suffix}": totals[prefix, k] / users[prefix] if users[prefix] else float("nan")
+               for prefix, suffix in names.items() for k in ks}
+    metrics.update({f"{prefix}users": users[prefix] for prefix in names})
     return metrics
 
 

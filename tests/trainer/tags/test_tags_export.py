@@ -66,6 +66,18 @@ def test_labels_signature_matches_hand_computation(served, vocab):
     np.testing.assert_array_equal(clicked, expected)
 
 
+def test_labels_signature_gives_the_history_tags_as_candidates(served, vocab):
+    """UTPM's candidate selection: the tags of the positively rated history items (the `tags`
+    field), whatever the eval events are; no history or an unknown-only one gives none."""
+    out = served.signatures["labels"](examples=tf.constant(EXAMPLES))
+    candidates = out["candidate_tags"].numpy()
+    t = vocab["tags"]
+    expected = np.zeros_like(candidates)
+    expected[0, [t["a"], t["b"], t["c"], t["e"]]] = 1  # 10 (a b c), 20 (b e), 50 (a); 30, 40 rated low
+    np.testing.assert_array_equal(candidates, expected)
+    assert candidates.shape == out["clicked_tags"].shape
+
+
 def test_serving_default_scores_every_tag_and_masks_reserved_ids(served):
     scores = served.signatures["serving_default"](examples=tf.constant(EXAMPLES))["tag_scores"].numpy()
     assert scores.shape == (3, item_table().num_tags)

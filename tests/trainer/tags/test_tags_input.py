@@ -106,12 +106,14 @@ def test_eval_users_fields_from_history_labels_from_eval_events(split_files, voc
     spec, files = split_files
     t = vocab
     transform_cfg = TagsTransformConfig.from_dict({**TRANSFORM, "field_length": 2})  # truncation
-    (inputs, labels), = tags_input.eval_users(files["eval"], spec, item_table(), TagsTrainingConfig(),
+    (inputs, labels, candidates), = tags_input.eval_users(files["eval"], spec, item_table(), TagsTrainingConfig(),
                                               transform_cfg, ("tags", "categories"))
     # User 1: positive history 10 (a b c), 20 (b e), 50 (a) → a, b twice: H = 2 keeps them.
     assert inputs["user_tags"].tolist() == [sorted([t["a"], t["b"]]), [0, 0], [0, 0]]
     assert inputs["user_categories"].shape == (3, 2)
     assert [np.flatnonzero(row).tolist() for row in labels] == [[t["c"]], sorted([t["a"], t["b"], t["c"]]), []]
+    # The candidates are the tags field itself (truncated to H): users 2 and 3 have none.
+    assert [np.flatnonzero(row).tolist() for row in candidates] == [sorted([t["a"], t["b"]]), [], []]
 
 
 def test_split_point_follows_the_example_gen_rule():
