@@ -17,9 +17,8 @@ import tensorflow as tf
 from ctr_fixtures import SIZES, garbage_in_padding, without_history
 from keras import ops
 
-from tests.model_checks import (assert_keras_ops_only, assert_runs_under_jax, assert_save_load_round_trip,
-                                requires_jax)
-from trainer.ctr.models import MODELS, ComiRecSA, CTRModel, MIND, TransformerRec, build_model
+from tests.model_checks import assert_keras_ops_only, assert_runs_under_jax, assert_save_load_round_trip, requires_jax
+from trainer.ctr.models import MIND, MODELS, ComiRecSA, CTRModel, TransformerRec, build_model
 
 BASELINES = {"mind": MIND, "comirec_sa": ComiRecSA, "transformer_rec": TransformerRec}
 MODULES = ("mind", "comirec_sa", "transformer_rec", "positions")
@@ -174,6 +173,7 @@ def test_trains_and_exports_in_the_ctr_trainer(transform, tmp_path, name):
     x = ctr_input.to_model_inputs(history_ids, targets, data.table, model.item_fields)
     expected = _np(ops.sigmoid(model(x, training=False)))
     raw = lambda ids: [vocab[i - 2] if i >= 2 else "" for i in ids]  # noqa: E731
-    out = served.signatures["pctr"](user_id=tf.constant(["u"] * 3), history=tf.constant([raw(h) for h in history_ids.numpy()]),
+    histories = tf.constant([raw(h) for h in history_ids.numpy()])
+    out = served.signatures["pctr"](user_id=tf.constant(["u"] * 3), history=histories,
                                     target=tf.constant(raw(targets.numpy())))["pctr"].numpy()
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
