@@ -52,7 +52,8 @@ class TransformerRecConfig(CTRConfig):
     4 is Vaswani et al.'s)."""
 
     dropout: float = 0.2
-    """Dropout in eqs. 4-5 (BST Table 2: 0.2)."""
+    """Dropout in eqs. 4-5 (BST Table 2: 0.2). The `tiny` preset has none: on the planted test
+    data (768 steps) dropout 0.1 left AUC at 0.72 against 0.81 without (docs/mfn.md)."""
 
     positions: int = 64
     """Rows of the recency position table; older clicks share the last row."""
@@ -63,7 +64,7 @@ class TransformerRecConfig(CTRConfig):
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {},
         "tiny": {"embedding_dim": 8, "mlp_units": (32, 16), "heads": 2, "feed_forward_ratio": 2, "positions": 16,
-                 "attention_units": (16,), "dropout": 0.1},
+                 "attention_units": (16,), "dropout": 0.0},
     }
 
     def __post_init__(self) -> None:
