@@ -190,6 +190,9 @@ NEWS = Family(
 _MFN = ("mfn", "mfn_no_pretrain", "mfn_no_combination")
 """MFN and its Table 1 ablations (trainer/ctr/models/mfn.py)."""
 
+_BASELINES = ("mind", "comirec_sa", "transformer_rec")
+"""The other Table 1 baselines (docs/mfn.md, "Table 1 baselines")."""
+
 CTR = Family(
     name="ctr",
     task="click-through rate (behaviour sequences)",
@@ -233,7 +236,7 @@ CTR = Family(
                               "din": {"embedding_dim": 32, "item_l2": 1e-3},
                               # MFN's fixed id vectors are the Base's 32-d tables (fixed_dim is set
                               # from the centers artifact); the trainable width matches the Base.
-                              **{m: {"embedding_dim": 32, "item_l2": 1e-3} for m in _MFN}},
+                              **{m: {"embedding_dim": 32, "item_l2": 1e-3} for m in _MFN + _BASELINES}},
         },
         "tiny": {
             # 300 users ("small"): with tiny's 60 the models memorise item ids (train AUC 0.95,
@@ -241,11 +244,11 @@ CTR = Family(
             "section": {"synthetic_preset": "small",
                         "transform": {"history_length": 10, "title_length": 8, "max_categories": 3},
                         "training": {"epochs": 2, "batch_size": 32}},
-            "model_configs": {"embedding_mlp": "tiny", "din": "tiny", **{m: "tiny" for m in _MFN}},
+            "model_configs": {"embedding_mlp": "tiny", "din": "tiny", **{m: "tiny" for m in _MFN + _BASELINES}},
         },
     },
     # DIN and MFN must not lose to the run's Base (RelaImpr ≥ 0), on top of their own gates.
-    siblings={"din": "embedding_mlp", **{m: "embedding_mlp" for m in _MFN}},
+    siblings={"din": "embedding_mlp", **{m: "embedding_mlp" for m in _MFN + _BASELINES}},
     # MFN's interest centers (Algorithm 1) over the Base's item tables and GloVe, computed once
     # per run; "w/o pretrain" trains random centers itself and needs none.
     pre_steps={m: {"centers": "components.interest_centers.factory"} for m in ("mfn", "mfn_no_combination")},

@@ -10,12 +10,17 @@ from typing import Any
 import keras
 
 from trainer.config_base import ModelRegistry
+from trainer.ctr.models.comirec_sa import ComiRecSA, ComiRecSAConfig
 from trainer.ctr.models.ctr_model import CTRConfig, CTRModel
 from trainer.ctr.models.din import DIN, DINConfig
 from trainer.ctr.models.embedding_mlp import EmbeddingMLP, EmbeddingMLPConfig
 from trainer.ctr.models.mfn import MFN, MFNConfig, MFNNoCombinationConfig, MFNNoPretrainConfig
+from trainer.ctr.models.mind import MIND, MINDConfig
+from trainer.ctr.models.transformer_rec import TransformerRec, TransformerRecConfig
 
 __all__ = [
+    "ComiRecSA",
+    "ComiRecSAConfig",
     "CTRConfig",
     "CTRModel",
     "DIN",
@@ -24,7 +29,11 @@ __all__ = [
     "EmbeddingMLPConfig",
     "MFN",
     "MFNConfig",
+    "MIND",
+    "MINDConfig",
     "MODELS",
+    "TransformerRec",
+    "TransformerRecConfig",
     "build_model",
     "make_config",
 ]
@@ -38,6 +47,10 @@ MODELS = ModelRegistry({
     "mfn": (MFNConfig, MFN),
     "mfn_no_pretrain": (MFNNoPretrainConfig, MFN),
     "mfn_no_combination": (MFNNoCombinationConfig, MFN),
+    # The other Table 1 baselines (docs/mfn.md, "Table 1 baselines").
+    "mind": (MINDConfig, MIND),
+    "comirec_sa": (ComiRecSAConfig, ComiRecSA),
+    "transformer_rec": (TransformerRecConfig, TransformerRec),
 })
 
 
