@@ -9,8 +9,8 @@ built by per-key combines over the same events. The runner is whatever the pipel
 the full 100M-row Taobao file), so the same code scales by flags.
 
 Each source file is read by one worker (line numbers for the report need a sequential read,
-and a .gz file cannot be split); everything after the read is spread over the workers by a
-reshuffle. Row problems and counts travel as a side output of (name, n) pairs, summed by a
+and a .gz file cannot be split); everything after the read is keyed and spread over the
+workers by the grouping itself. Row problems and counts travel as a side output of (name, n) pairs, summed by a
 combine, plus one `IngestReport` per file read; `write_report_parts` merges them into one JSON
 file that the executor turns back into the ingest report.
 """
@@ -53,8 +53,12 @@ class _ReadFile(beam.DoFn):
 
 
 class ReadRows(beam.PTransform):
-    """Reads one file with an ingest reader: (position, row) pairs, spread over the workers,
-    and the reader's report."""
+    """Reads one file with an ingest reader: (position, row) pairs and the reader's report.
+
+    No reshuffle follows the read: every consumer of the rows keys them and groups or combines
+    right away (GroupByKey, CombinePerKey), which already spreads them over the workers, so a
+    reshuffle would only move every row one more time.
+    """
 
     def __init__(self, read: Reader, path: str, order: int):
         super().__init__()
@@ -66,7 +70,7 @@ class ReadRows(beam.PTransform):
             | "File" >> beam.Create([(self._order, str(self._path))])
             | "Read" >> beam.ParDo(_ReadFile(self._read)).with_outputs(REPORTS, main="rows")
         )
-        return read.rows | "Spread" >> beam.Reshuffle(), read[REPORTS]
+        return read.rows, read[REPORTS]
 
 
 def _emit(train: tf.train.Example, eval_: tf.train.Example | None, counts: ex.Counts) -> Iterator[Any]:

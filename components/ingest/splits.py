@@ -81,6 +81,7 @@ def split_user_sequences(
     Raises:
         ValueError: When `train_fraction` is not in (0, 1].
     """
+    _check_fraction(train_fraction)
     train: dict[_K, list[_E]] = {}
     eval_: dict[_K, list[_E]] = {}
     for user, events in events_by_user.items():
@@ -102,8 +103,12 @@ def split_sequence(ordered: Sequence[_E], train_fraction: float = 0.8) -> tuple[
     Raises:
         ValueError: When `train_fraction` is not in (0, 1].
     """
-    if not 0.0 < train_fraction <= 1.0:
-        raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
+    _check_fraction(train_fraction)
     # The epsilon keeps floor(100 * 0.57) at 57 although 100 * 0.57 == 56.99999999999999.
     n_train = max(1, math.floor(len(ordered) * train_fraction + 1e-9))
     return list(ordered[:n_train]), list(ordered[n_train:])
+
+
+def _check_fraction(train_fraction: float) -> None:
+    if not 0.0 < train_fraction <= 1.0:
+        raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
