@@ -196,10 +196,11 @@ _BASELINES = ("mind", "comirec_sa", "transformer_rec")
 CTR = Family(
     name="ctr",
     task="click-through rate (behaviour sequences)",
-    # Taobao is refused before the run starts until its click rule is wired (trainer/ctr/config.py).
+    # Taobao: every behaviour is a click, with sampled negatives (components/ingest/negatives.py).
     datasets=("synthetic", "movielens", "taobao"),
     example_gen="components.ingest.sequence_example_gen.example_gen",
     prepare_data="trainer.ctr.config.prepare_data",
+    source_options=("negatives_per_click",),
     schema="ctr.pbtxt",
     analyze_splits=("train", "items"),
     transform_splits=("train", "eval", "items"),

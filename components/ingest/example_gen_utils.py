@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -101,33 +101,6 @@ def stage_examples(examples: Iterable[tf.train.Example], path: str) -> str:
         for example in examples:
             writer.write(example.SerializeToString())
     return path
-
-
-def write_tables(
-    make_pipeline: Callable[[], beam.Pipeline],
-    uri: str,
-    tables: Mapping[str, Iterable[tf.train.Example]],
-) -> None:
-    """Writes tables of examples built in the executor process as splits, through Beam.
-
-    The tables are staged under `uri` (see `stage_examples`), copied into the split layout
-    by one pipeline, and the staging files are removed, also when the pipeline fails.
-
-    Args:
-        make_pipeline: The executor's `_make_beam_pipeline`, so its runner flags apply.
-        uri: The Examples artifact directory.
-        tables: The examples of each split, keyed by split name.
-    """
-    staging = os.path.join(uri, STAGING_DIR)
-    try:
-        with make_pipeline() as pipeline:
-            for split, examples in tables.items():
-                staged = stage_examples(examples, os.path.join(staging, f"{split}.tfrecord"))
-                records = beam.io.ReadFromTFRecord(staged, coder=beam.coders.BytesCoder())
-                pipeline | f"Read[{split}]" >> records | f"Write[{split}]" >> WriteSplit(uri, split)
-    finally:
-        if tf.io.gfile.exists(staging):
-            tf.io.gfile.rmtree(staging)
 
 
 def write_report(report: IngestReport, examples: types.Artifact) -> None:

@@ -119,6 +119,15 @@ class IngestReport:
             "examples": list(self.examples),
         }
 
+    @classmethod
+    def from_dict(cls, content: dict[str, Any]) -> IngestReport:
+        """The report `to_dict` wrote (how a Beam pipeline hands its report to the executor)."""
+        return cls(
+            files={path: FileStats(**stats) for path, stats in content["files"].items()},
+            counters=dict(content["counters"]),
+            examples=list(content["examples"]),
+        )
+
     def to_markdown(self) -> str:
         """Returns the report as Markdown tables (files, then counters, then examples)."""
         lines = ["| file | rows read | rows kept | malformed |", "|---|---:|---:|---:|"]

@@ -81,17 +81,34 @@ def split_user_sequences(
     Raises:
         ValueError: When `train_fraction` is not in (0, 1].
     """
-    if not 0.0 < train_fraction <= 1.0:
-        raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
+    _check_fraction(train_fraction)
     train: dict[_K, list[_E]] = {}
     eval_: dict[_K, list[_E]] = {}
     for user, events in events_by_user.items():
         if not events:
             continue
-        ordered = sorted(events, key=time)
-        # The epsilon keeps floor(100 * 0.57) at 57 although 100 * 0.57 == 56.99999999999999.
-        n_train = max(1, math.floor(len(ordered) * train_fraction + 1e-9))
-        train[user] = ordered[:n_train]
-        if n_train < len(ordered):
-            eval_[user] = ordered[n_train:]
+        train[user], later = split_sequence(sorted(events, key=time), train_fraction)
+        if later:
+            eval_[user] = later
     return UserSplit(train=train, eval=eval_)
+
+
+def split_sequence(ordered: Sequence[_E], train_fraction: float = 0.8) -> tuple[list[_E], list[_E]]:
+    """Splits one user's events, already sorted oldest first, into (train, eval).
+
+    The first `max(1, floor(n * train_fraction))` events go to train, the rest to eval (see
+    `split_user_sequences`); the sequence ExampleGen's Beam workers call this per user after
+    sorting the user's grouped events.
+
+    Raises:
+        ValueError: When `train_fraction` is not in (0, 1].
+    """
+    _check_fraction(train_fraction)
+    # The epsilon keeps floor(100 * 0.57) at 57 although 100 * 0.57 == 56.99999999999999.
+    n_train = max(1, math.floor(len(ordered) * train_fraction + 1e-9))
+    return list(ordered[:n_train]), list(ordered[n_train:])
+
+
+def _check_fraction(train_fraction: float) -> None:
+    if not 0.0 < train_fraction <= 1.0:
+        raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")

@@ -1,7 +1,9 @@
 """Tests for MovieLensExampleGen and TaobaoExampleGen (components.ingest.sequence_example_gen).
 
 Each executor's `Do` runs once per data set (module fixtures), because a Beam pipeline and
-reading ml-1m take seconds; the tests then inspect the written TFRecords and the report.
+reading ml-1m take seconds; the tests then inspect the written TFRecords and the report. One
+fixture runs the Beam graph on two DirectRunner threads and compares every example with an
+expectation computed here, independently, from the raw lines.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ import json
 import pathlib
 from collections.abc import Mapping
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from tfx.types import standard_artifacts
 
-from components.ingest import example_gen_utils, movielens, taobao
+from components.errors import UserError
+from components.ingest import example_gen_utils, movielens, negatives, taobao
 from components.ingest import sequence_example_gen as seq
+from components.ingest import sequence_examples as ex
 from components.ingest.report import DatasetError
 
 SHARED = pathlib.Path(__file__).resolve().parents[3] / "shared" / "datasets"
@@ -74,11 +79,12 @@ def _write(path: pathlib.Path, lines: list[str]) -> pathlib.Path:
 
 
 def _run(
-    executor: type[seq._SequenceExecutor], out: pathlib.Path, **properties: str
+    executor: type[seq._SequenceExecutor], out: pathlib.Path, beam_args: list[str] | None = None, **properties
 ) -> standard_artifacts.Examples:
     examples = standard_artifacts.Examples()
     examples.uri = str(out)
-    executor().Do({}, {"examples": [examples]}, properties)
+    context = seq._SequenceExecutor.Context(beam_pipeline_args=beam_args) if beam_args else None
+    executor(context).Do({}, {"examples": [examples]}, properties)
     return examples
 
 
@@ -105,9 +111,9 @@ def _by_key(rows: list[tf.train.Example], key: str) -> dict[int, tf.train.Exampl
 
 def _splits(examples: standard_artifacts.Examples) -> dict[str, dict[int, tf.train.Example]]:
     return {
-        seq.TRAIN: _by_key(_read(examples, seq.TRAIN), "user_id"),
-        seq.EVAL: _by_key(_read(examples, seq.EVAL), "user_id"),
-        seq.ITEMS: _by_key(_read(examples, seq.ITEMS), "item_id"),
+        ex.TRAIN: _by_key(_read(examples, ex.TRAIN), "user_id"),
+        ex.EVAL: _by_key(_read(examples, ex.EVAL), "user_id"),
+        ex.ITEMS: _by_key(_read(examples, ex.ITEMS), "item_id"),
     }
 
 
@@ -140,7 +146,7 @@ def _assert_report(examples: standard_artifacts.Examples) -> dict:
     assert report == json.loads(stored)
     markdown = pathlib.Path(examples.uri, example_gen_utils.REPORT_FILE + ".md").read_text()
     assert "| file | rows read |" in markdown
-    assert not pathlib.Path(examples.uri, example_gen_utils.STAGING_DIR).exists()
+    assert not pathlib.Path(examples.uri, seq.REPORT_PARTS).exists()
     return report
 
 
@@ -169,9 +175,9 @@ def small_movielens(
 
 def test_movielens_sequences_split_each_user_by_time(small_movielens) -> None:
     _, examples = small_movielens
-    assert examples.split_names == json.dumps(list(seq.SPLITS))
+    assert examples.split_names == json.dumps(list(ex.SPLITS))
     splits = _splits(examples)
-    train, eval_ = splits[seq.TRAIN], splits[seq.EVAL]
+    train, eval_ = splits[ex.TRAIN], splits[ex.EVAL]
     assert sorted(train) == [1, 2, 3]
     assert sorted(eval_) == [1, 2]  # user 3 has one rating: history only
     assert _values(train[1], "item_ids") == [10, 30, 20, 40]
@@ -189,7 +195,7 @@ def test_movielens_sequences_split_each_user_by_time(small_movielens) -> None:
 def test_movielens_user_fields_come_from_users_dat(small_movielens) -> None:
     _, examples = small_movielens
     splits = _splits(examples)
-    train, eval_ = splits[seq.TRAIN], splits[seq.EVAL]
+    train, eval_ = splits[ex.TRAIN], splits[ex.EVAL]
     for split in (train, eval_):
         assert _values(split[1], "gender") == ["F"]
         assert _values(split[1], "age") == [1]
@@ -200,7 +206,7 @@ def test_movielens_user_fields_come_from_users_dat(small_movielens) -> None:
 
 def test_movielens_items_have_genres_year_and_tags(small_movielens) -> None:
     _, examples = small_movielens
-    items = _splits(examples)[seq.ITEMS]
+    items = _splits(examples)[ex.ITEMS]
     assert sorted(items) == [10, 20, 30, 40, 50]
     toy_story = items[10]
     assert _values(toy_story, "title") == ["Toy Story (1995)"]
@@ -217,13 +223,13 @@ def test_movielens_report_counts_and_locates_problems(small_movielens) -> None:
     root, examples = small_movielens
     report = _assert_report(examples)
     counters = report["counters"]
-    assert counters[seq.USERS] == 3
-    assert counters[seq.TRAIN_EVENTS] + counters[seq.EVAL_EVENTS] == 8
-    assert counters[seq.USERS_WITHOUT_EVAL] == 1
-    assert counters[seq.ITEMS_IN_CATALOG] == 5
-    assert counters[seq.TAGGED_MOVIES] == 2
-    assert counters[seq.TAGS_WITHOUT_MOVIE] == 1
-    assert counters[seq.USERS_WITHOUT_PROFILE] == 1
+    assert counters[ex.USERS] == 3
+    assert counters[ex.TRAIN_EVENTS] + counters[ex.EVAL_EVENTS] == 8
+    assert counters[ex.USERS_WITHOUT_EVAL] == 1
+    assert counters[ex.ITEMS_IN_CATALOG] == 5
+    assert counters[ex.TAGGED_MOVIES] == 2
+    assert counters[ex.TAGS_WITHOUT_MOVIE] == 1
+    assert counters[ex.USERS_WITHOUT_PROFILE] == 1
     assert counters[movielens.RATINGS_WITHOUT_MOVIE] == 1
     places = [example.split(": ")[0] for example in report["examples"]]
     assert places == [
@@ -239,6 +245,98 @@ def test_movielens_missing_directory_is_a_dataset_error(tmp_path: pathlib.Path) 
         _run(seq.MovieLensExecutor, tmp_path / "out", input_base=str(tmp_path / "absent"))
 
 
+# --- MovieLens, generated: the Beam graph against an independent expectation ---------------------
+
+
+def _generated_release(root: pathlib.Path) -> dict:
+    """A ml-1m-style release with what real files have: users from 1 to 40 ratings (some with
+    one), many same-second ratings, rated movies missing from movies.dat, malformed lines, a
+    users.dat row without ratings and rating users without a row, tags on unknown movies.
+
+    Returns the raw lines, so the expectation is computed from them and not by the code under test.
+    """
+    rng = np.random.default_rng(11)
+    ratings, bad_lines = [], []
+    for user in range(1, 31):
+        for _ in range(int(rng.choice([1, 1, 2, 3, 5, 9, 17, 40]))):
+            ratings.append(f"{user}::{rng.integers(1, 61)}::{rng.integers(1, 6)}::{1000 + rng.integers(0, 8)}")
+    rng.shuffle(ratings)  # users interleaved, as in the real files
+    for position in (3, 50, len(ratings) - 1):
+        ratings.insert(position, "7::x::3::1000")
+        bad_lines.append(position + 1)
+    movies = [f"{m}::Movie {m} ({1990 + m % 20})::Drama|Comedy" for m in range(1, 51)]  # 51-60: unknown
+    users = [f"{u}::{'MF'[u % 2]}::{u % 7}::{u % 20}::{10000 + u}" for u in [*range(1, 25), 99]]  # 25-30: none
+    tags = [f"1::{rng.integers(1, 70)}::{rng.choice(['dark', 'funny', 'slow'])}::{t}" for t in range(60)]
+    _write(root / "ratings.dat", ratings)
+    _write(root / "movies.dat", movies)
+    _write(root / "users.dat", users)
+    _write(root / "tags.dat", tags)
+    return {"ratings": ratings, "bad_lines": bad_lines, "users": users, "tags": tags}
+
+
+def _expected(raw: dict) -> dict:
+    by_user: dict[int, list[tuple[int, int, float]]] = {}
+    for line in raw["ratings"]:
+        fields = line.split("::")
+        if not fields[1].isdigit():
+            continue
+        by_user.setdefault(int(fields[0]), []).append((int(fields[3]), int(fields[1]), float(fields[2])))
+    train, eval_ = {}, {}
+    for user, events in by_user.items():
+        events.sort(key=lambda e: e[0])  # stable: file order on equal times
+        cut = max(1, int(len(events) * 0.8 + 1e-9))
+        train[user], eval_[user] = events[:cut], events[cut:]
+    counts: dict[int, dict[str, int]] = {}
+    for line in raw["tags"]:
+        _, movie, tag, _ = line.split("::")
+        counts.setdefault(int(movie), {}).setdefault(tag, 0)
+        counts[int(movie)][tag] += 1
+    tags = {m: sorted(c, key=lambda t: (-c[t], t)) for m, c in counts.items() if m <= 50}
+    profiles = {int(line.split("::")[0]): line.split("::")[1:] for line in raw["users"]}
+    return {"train": train, "eval": {u: e for u, e in eval_.items() if e}, "tags": tags, "profiles": profiles}
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, pathlib.Path, standard_artifacts.Examples]:
+    root = tmp_path_factory.mktemp("generated")
+    raw = _generated_release(root / "ml")
+    threads = ["--direct_running_mode=multi_threading", "--direct_num_workers=2"]
+    return raw, root, _run(seq.MovieLensExecutor, root / "out", threads, input_base=str(root / "ml"))
+
+
+def test_beam_examples_equal_an_independent_expectation(generated) -> None:
+    raw, root, examples = generated
+    want, got = _expected(raw), _splits(examples)
+    assert any(len(events) == 1 for events in want["train"].values())  # the fixture is realistic
+    for split in (ex.TRAIN, ex.EVAL):
+        assert got[split].keys() == want[split].keys()
+        for user, events in want[split].items():
+            row = got[split][user]
+            assert _values(row, "timestamps") == [e[0] for e in events]
+            assert _values(row, "item_ids") == [e[1] for e in events]
+            assert _values(row, "ratings") == [e[2] for e in events]
+            profile = want["profiles"].get(user)
+            assert _values(row, "gender") == ([profile[0]] if profile else [])
+            assert _values(row, "zip") == ([profile[3]] if profile else [])
+            if split == ex.EVAL:
+                assert _values(row, "history_item_ids") == [e[1] for e in want[ex.TRAIN][user]]
+                assert _values(row, "history_ratings") == [e[2] for e in want[ex.TRAIN][user]]
+    assert sorted(got[ex.ITEMS]) == list(range(1, 51))
+    assert {m: _values(row, "tags") for m, row in got[ex.ITEMS].items() if _values(row, "tags")} == want["tags"]
+    report = _assert_report(examples)
+    counters = report["counters"]
+    events = [e for part in (want[ex.TRAIN], want[ex.EVAL]) for user_events in part.values() for e in user_events]
+    assert counters[ex.USERS] == len(want[ex.TRAIN]) == 30
+    assert counters[ex.USERS_WITHOUT_EVAL] == len(want[ex.TRAIN]) - len(want[ex.EVAL])
+    assert counters[ex.TRAIN_EVENTS] + counters[ex.EVAL_EVENTS] == len(events)
+    assert counters[movielens.RATINGS_WITHOUT_MOVIE] == sum(e[1] > 50 for e in events)
+    assert counters[ex.USERS_WITHOUT_PROFILE] == 6
+    assert counters[ex.TAGS_WITHOUT_MOVIE] == sum(int(line.split("::")[1]) > 50 for line in raw["tags"])
+    ratings_path = str(root / "ml" / "ratings.dat")
+    assert report["files"][ratings_path]["malformed"] == 3
+    assert [e.split(": ")[0] for e in report["examples"]] == [f"{ratings_path}:{n}" for n in raw["bad_lines"]]
+
+
 # --- Taobao, hand-made file --------------------------------------------------------------------
 
 
@@ -248,13 +346,20 @@ def small_taobao(
 ) -> tuple[pathlib.Path, standard_artifacts.Examples]:
     root = tmp_path_factory.mktemp("taobao")
     path = _write(root / "data" / "UserBehavior.csv", BEHAVIORS_CSV)
-    return path, _run(seq.TaobaoExecutor, root / "out", input_base=str(path.parent))
+    return path, _run(seq.TaobaoExecutor, root / "out", input_base=str(path.parent), negatives_per_click=0)
+
+
+@pytest.fixture(scope="module")
+def small_taobao_negatives(tmp_path_factory: pytest.TempPathFactory) -> standard_artifacts.Examples:
+    root = tmp_path_factory.mktemp("taobao-negatives")
+    path = _write(root / "data" / "UserBehavior.csv", BEHAVIORS_CSV)
+    return _run(seq.TaobaoExecutor, root / "out", input_base=str(path.parent), negatives_per_click=2)
 
 
 def test_taobao_sequences_split_each_user_by_time(small_taobao) -> None:
     _, examples = small_taobao
     splits = _splits(examples)
-    train, eval_ = splits[seq.TRAIN], splits[seq.EVAL]
+    train, eval_ = splits[ex.TRAIN], splits[ex.EVAL]
     assert sorted(train) == [1, 2, 3]
     assert sorted(eval_) == [1, 2]
     assert _values(train[1], "item_ids") == [101, 100, 102, 100]
@@ -263,19 +368,43 @@ def test_taobao_sequences_split_each_user_by_time(small_taobao) -> None:
     assert _values(eval_[1], "item_ids") == [103]
     assert _values(train[2], "timestamps") == [1505117799]  # outside the period, kept
     assert _values(eval_[2], "category_ids") == [9]  # as logged, not the catalog's
+    assert _values(train[1], "ratings") == [negatives.CLICK_RATING] * 4  # every behaviour is a click
     _assert_split_by_time(train, eval_)
+
+
+def test_taobao_negatives_follow_each_click(small_taobao, small_taobao_negatives) -> None:
+    plain, sampled = _splits(small_taobao[1]), _splits(small_taobao_negatives)
+    catalog = {item: _values(row, "category_id")[0] for item, row in sampled[ex.ITEMS].items()}
+    assert sampled[ex.ITEMS].keys() == plain[ex.ITEMS].keys()
+    for split in (ex.TRAIN, ex.EVAL):
+        assert sampled[split].keys() == plain[split].keys()
+        for user, row in sampled[split].items():
+            clicks = _values(plain[split][user], "item_ids")
+            own = set(_values(plain[ex.TRAIN][user], "item_ids")) | set(
+                _values(plain[ex.EVAL][user], "item_ids") if user in plain[ex.EVAL] else [])
+            items, ratings = _values(row, "item_ids"), _values(row, "ratings")
+            assert items[::3] == clicks  # the split is the clicks' split, negatives follow
+            assert ratings == [5.0, 0.0, 0.0] * len(clicks)
+            assert _values(row, "timestamps") == [t for t in _values(plain[split][user], "timestamps") for _ in "xyz"]
+            negative_items = items[1::3] + items[2::3]
+            assert negative_items and not set(negative_items) & own and set(negative_items) <= catalog.keys()
+            categories = _values(row, "category_ids")
+            assert categories[1::3] + categories[2::3] == [catalog[i] for i in negative_items]
+            assert set(_values(row, "behaviors")[1::3]) == {negatives.NEGATIVE_BEHAVIOR}
+    report = _assert_report(small_taobao_negatives)["counters"]
+    assert report[ex.SAMPLED_NEGATIVES] == 2 * (report[ex.TRAIN_EVENTS] + report[ex.EVAL_EVENTS]) == 16
 
 
 def test_taobao_items_and_report(small_taobao) -> None:
     path, examples = small_taobao
-    items = _splits(examples)[seq.ITEMS]
+    items = _splits(examples)[ex.ITEMS]
     assert {item: _values(row, "category_id") for item, row in items.items()} == {
         100: [7], 101: [7], 102: [8], 103: [8], 104: [8], 105: [8]
     }
     report = _assert_report(examples)
     assert report["counters"][taobao.OUTSIDE_PERIOD] == 1
-    assert report["counters"][seq.ITEMS_IN_SEVERAL_CATEGORIES] == 1
-    assert report["counters"][seq.USERS] == 3
+    assert report["counters"][ex.ITEMS_IN_SEVERAL_CATEGORIES] == 1
+    assert report["counters"][ex.USERS] == 3
     assert [example.split(": ")[0] for example in report["examples"]] == [f"{path}:7", f"{path}:10"]
 
 
@@ -294,6 +423,20 @@ def test_components_declare_their_parameters() -> None:
     assert untagged.exec_properties["tags_dir"] is None
     taobao_gen = seq.TaobaoExampleGen(input_base="/data/taobao")
     assert taobao_gen.outputs["examples"].type is standard_artifacts.Examples
+    assert taobao_gen.exec_properties["negatives_per_click"] == seq.DEFAULT_NEGATIVES_PER_CLICK == 1
+    assert seq.example_gen("taobao", "/data/taobao", negatives_per_click="3").exec_properties[
+        "negatives_per_click"] == 3
+
+
+@pytest.mark.parametrize(("dataset", "value", "message"), [
+    ("taobao", "-1", "'-1' is not a non-negative integer"),
+    ("taobao", "two", "'two' is not a non-negative integer"),
+    ("taobao", "1.5", "'1.5' is not a non-negative integer"),
+    ("movielens", "1", "only Taobao samples negatives"),
+])
+def test_negatives_option_mistakes_name_the_field(dataset: str, value: str, message: str) -> None:
+    with pytest.raises(UserError, match=f"source_options.negatives_per_click: {message}"):
+        seq.example_gen(dataset, "/data", negatives_per_click=value)
 
 
 # --- real samples in ../shared/datasets --------------------------------------------------------
@@ -322,7 +465,7 @@ def taobao_sample(tmp_path_factory: pytest.TempPathFactory) -> standard_artifact
 
 def test_ml_latest_small(ml_small) -> None:
     splits = _splits(ml_small)
-    train, eval_, items = splits[seq.TRAIN], splits[seq.EVAL], splits[seq.ITEMS]
+    train, eval_, items = splits[ex.TRAIN], splits[ex.EVAL], splits[ex.ITEMS]
     assert len(train) == 610
     assert _event_count(train) + _event_count(eval_) == 100_836
     assert len(items) == 9_742
@@ -330,14 +473,14 @@ def test_ml_latest_small(ml_small) -> None:
     assert _values(items[1], "tags") == ["pixar", "fun"]
     tagged = {item for item, row in items.items() if _values(row, "tags")}
     report = _assert_report(ml_small)
-    assert len(tagged) == report["counters"][seq.TAGGED_MOVIES] == 1_572
-    assert report["counters"][seq.USERS] == 610
+    assert len(tagged) == report["counters"][ex.TAGGED_MOVIES] == 1_572
+    assert report["counters"][ex.USERS] == 610
     assert "gender" not in train[1].features.feature  # ml-latest-small has no users file
 
 
 def test_ml_1m_with_ml_10m_tags(ml_1m) -> None:
     splits = _splits(ml_1m)
-    train, eval_, items = splits[seq.TRAIN], splits[seq.EVAL], splits[seq.ITEMS]
+    train, eval_, items = splits[ex.TRAIN], splits[ex.EVAL], splits[ex.ITEMS]
     assert len(train) == len(eval_) == 6_040  # every ml-1m user has at least 20 ratings
     assert _event_count(train) + _event_count(eval_) == 1_000_209
     assert len(items) == 3_883
@@ -346,19 +489,26 @@ def test_ml_1m_with_ml_10m_tags(ml_1m) -> None:
     assert _values(items[1], "tags")[:2] == ["pixar", "animation"]
     report = _assert_report(ml_1m)
     tagged = sum(bool(_values(row, "tags")) for row in items.values())
-    assert tagged == report["counters"][seq.TAGGED_MOVIES] > 2_700
+    assert tagged == report["counters"][ex.TAGGED_MOVIES] > 2_700
     assert any(f"{ML_10M_TAGS / 'tags.csv'}:" in example for example in report["examples"])
 
 
 def test_taobao_sample(taobao_sample) -> None:
     splits = _splits(taobao_sample)
-    train, eval_, items = splits[seq.TRAIN], splits[seq.EVAL], splits[seq.ITEMS]
+    train, eval_, items = splits[ex.TRAIN], splits[ex.EVAL], splits[ex.ITEMS]
     assert len(train) == 815
-    assert _event_count(train) + _event_count(eval_) == 84_474
+    assert _event_count(train) + _event_count(eval_) == 2 * 84_474  # each click and its negative
     assert len(items) == 55_367
     _assert_split_by_time(train, eval_)
     behaviors = {b for row in train.values() for b in _values(row, "behaviors")}
-    assert behaviors == set(taobao.BEHAVIORS)
+    assert behaviors == {*taobao.BEHAVIORS, negatives.NEGATIVE_BEHAVIOR}
+    for row in train.values():
+        item_ids, ratings = _values(row, "item_ids"), _values(row, "ratings")
+        assert ratings == [5.0, 0.0] * (len(ratings) // 2)
+        assert not set(item_ids[1::2]) & set(item_ids[::2])
+        assert set(item_ids[1::2]) <= items.keys()
     report = _assert_report(taobao_sample)
     assert report["counters"][taobao.OUTSIDE_PERIOD] == 35
-    assert report["counters"][seq.USERS] == 815
+    assert report["counters"][ex.USERS] == 815
+    assert report["counters"][ex.TRAIN_EVENTS] + report["counters"][ex.EVAL_EVENTS] == 84_474
+    assert report["counters"][ex.SAMPLED_NEGATIVES] == 84_474

@@ -18,9 +18,10 @@ CLICK_RATING = 4.0
 an impression without a click (the usual explicit-to-implicit rule of CTR work on MovieLens,
 e.g. MFN's preprocessing). Every rated item is still part of the history (see `input.py`)."""
 
-WIRED_DATASETS = ("synthetic", "movielens")
-"""Sources the CTR family trains on now. Taobao has no ratings (its behaviours need a click
-rule and negative sampling of their own) and is refused before the run starts."""
+WIRED_DATASETS = ("synthetic", "movielens", "taobao")
+"""Sources the CTR family trains on. Taobao has no ratings: its ExampleGen gives every behaviour
+rating 5 (a click under `CLICK_RATING`) and adds sampled negatives with rating 0
+(`components/ingest/negatives.py`; source option `negatives_per_click`)."""
 
 
 @dataclasses.dataclass
@@ -94,13 +95,18 @@ def prepare_data(dataset: str, data_dir: str, synthetic_preset: str, out: TextIO
     """The behaviour-sequence `prepare_data` for the sources the CTR family reads.
 
     Raises:
-        UserError: for a source that is not wired yet (Taobao), before any data is read.
+        UserError: for a source that is not wired, or a bad source option (the field named
+            under `families.ctr`), before any data is read.
     """
     if dataset not in WIRED_DATASETS:
         raise UserError(
-            f"families.ctr.dataset: {dataset!r} is not wired yet for the CTR family "
-            f"(it reads {', '.join(WIRED_DATASETS)}; Taobao has no ratings to derive clicks from)"
+            f"families.ctr.dataset: {dataset!r} is not wired for the CTR family (it reads {', '.join(WIRED_DATASETS)})"
         )
     from components.ingest import sequence_example_gen
 
-    sequence_example_gen.prepare_data(dataset, data_dir, synthetic_preset, out, **source_options)
+    try:
+        sequence_example_gen.prepare_data(dataset, data_dir, synthetic_preset, out, **source_options)
+    except UserError as err:
+        if str(err).startswith("source_options."):
+            raise UserError(f"families.ctr.{err}") from None
+        raise

@@ -11,12 +11,18 @@ from pipeline import configs
 from trainer.ctr.config import CTRTransformConfig, prepare_data
 
 
-def test_taobao_is_refused_before_the_run_with_the_field_named(tmp_path):
+def test_taobao_is_wired_and_its_negatives_option_checked_before_the_run(tmp_path):
+    (tmp_path / "UserBehavior.csv").write_text("1,2,3,pv,1511544070\n")
     config = configs.load_config("tiny", overrides={"models": ["embedding_mlp"]}, data_dirs=[str(tmp_path)],
                                  dataset="taobao")
     assert config.families["ctr"].dataset == "taobao"
-    with pytest.raises(UserError, match="families.ctr.dataset: 'taobao' is not wired yet"):
-        prepare_data("taobao", str(tmp_path), "tiny", io.StringIO())
+    prepare_data("taobao", str(tmp_path), "tiny", io.StringIO(), negatives_per_click="2")
+    with pytest.raises(UserError, match="families.ctr.source_options.negatives_per_click: 'x' is not"):
+        prepare_data("taobao", str(tmp_path), "tiny", io.StringIO(), negatives_per_click="x")
+    with pytest.raises(UserError, match="families.ctr.source_options.negatives_per_click: only Taobao"):
+        prepare_data("movielens", str(tmp_path), "tiny", io.StringIO(), negatives_per_click="1")
+    with pytest.raises(UserError, match="families.ctr.dataset: 'mind' is not wired"):
+        prepare_data("mind", str(tmp_path), "tiny", io.StringIO())
 
 
 def test_transform_config_rejects_non_positive_sizes():
