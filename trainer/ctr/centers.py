@@ -43,12 +43,7 @@ from trainer.config_base import DictConfig
 from trainer.ctr import input as ctr_input
 from trainer.ctr import preprocessing as ctr_preprocessing
 from trainer.ctr.config import CTRTransformConfig
-from trainer.ctr.models.interests import (
-    CenterFitConfig,
-    fit_interest_centers,
-    initial_centers,
-    interest_loss,
-)
+from trainer.ctr.models.interests import CenterFitConfig, fit_interest_centers, initial_centers, interest_loss
 from trainer.ctr.models.mfn import CATEGORY, FINE, fixed_behaviours
 from trainer.ctr.preprocessing import WORD_VOCAB
 
