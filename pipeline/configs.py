@@ -18,7 +18,7 @@ import yaml
 
 from components.errors import UserError
 from components.gating import GateConfig, MetricTable
-from pipeline.families import FAMILIES, Family, all_models
+from pipeline.families import FAMILIES, Family, all_models, load
 from trainer.config_base import TrainingConfig
 
 
@@ -151,6 +151,11 @@ class PipelineConfig:
             family.transform_config_class().from_dict(section.transform)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"{where}.transform: {err}") from None
+        if family.check_section:
+            try:
+                load(family.check_section)(section)
+            except ValueError as err:
+                raise ConfigError(f"{where}.{err}") from None
         try:
             family.training_config_class().from_dict(self._family_training(family))
         except (TypeError, ValueError) as err:

@@ -100,6 +100,10 @@ class Family:
     """Data source → its own metric table, replacing `metrics` for runs on it (a paper that
     reports other cut-offs on other data: UTPM's Prec@K at K ∈ {1, 2, 3} on MovieLens and
     {1, 5, 10, 20, 50} on news, `prec_at_k_metrics`). `metrics_of` picks."""
+    check_section: str | None = None
+    """Dotted path of ``check(section: FamilyConfig) -> None`` raising ValueError for settings
+    that are valid one by one but not together (CTR: Taobao's sampled negatives with
+    `history: all`); the config's validation names the family in the error."""
     pre_steps: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
     """Model → {input name: dotted path of ``factory(example_gen, transform, trainers, config) ->
     (component, output key)``}: steps that run before the model's Trainer (MFN's interest
@@ -252,6 +256,7 @@ CTR = Family(
     siblings={"din": "embedding_mlp", **{m: "embedding_mlp" for m in _MFN + _BASELINES}},
     # MFN's interest centers (Algorithm 1) over the Base's item tables and GloVe, computed once
     # per run; "w/o pretrain" trains random centers itself and needs none.
+    check_section="trainer.ctr.config.check_section",
     pre_steps={m: {"centers": "components.interest_centers.factory"} for m in ("mfn", "mfn_no_combination")},
 )
 

@@ -5,9 +5,13 @@ cost ~1 min each instead of a full pipeline run.
 usage (from the repo root, PYTHONPATH=$PWD):
   harness.py TRANSFORM_DIR MODEL [key=value ...]
   TRANSFORM_DIR: a run's pipeline/Transform.ctr (execution 6, H = 50), e.g.
-                 /tmp/ctr_demo/pipeline/Transform.ctr
+                 /tmp/ctr_demo/pipeline/Transform.ctr; its eval `history` is the run's
+                 families.ctr.transform.history (the measurements in docs/ctr.md used a run
+                 from before that setting, whose eval history was every rated item, as `all`)
   keys: epochs (2), batch (128), lr (1e-3), dim (32), seed (42), activation, attn_units,
-        hist=all|clicked (clicked: history = earlier rating >= 4 events only, train and eval),
+        hist=all|clicked (clicked: this prototype's history = earlier rating >= 4 events only,
+        train and eval; unlike the trainer's `history: clicked` it keeps targets without an
+        earlier click, with an empty history),
         l2 (item_l2: DIN's mini-batch aware L2), diag=1 (DIN: activation weights vs genre match)
 Prints one JSON line: eval AUC (the Trainer's protocol) and train AUC (20k training samples).
 """
@@ -59,7 +63,10 @@ def clicked_samples(items, ratings, h):
                          tf.cast(tf.stack([tf.maximum(n - 1, 0), h]), tf.int64))
     return {"history": hist, "target": tf.gather(items, pos), "click": ci.clicks(tf.gather(ratings, pos))}
 
-sample_fn = ci.user_samples if hist_mode == "all" else clicked_samples
+def all_samples(items, ratings, h):
+    return ci.user_samples(items, ratings, h, "all")
+
+sample_fn = all_samples if hist_mode == "all" else clicked_samples
 
 mc = {"embedding_dim": dim}
 if "activation" in opts: mc["activation"] = opts["activation"]
@@ -67,7 +74,7 @@ if l2: mc["item_l2"] = l2  # DIN's mini-batch aware L2 (CTRConfig.item_l2)
 if "attn_units" in opts: mc["attention_units"] = [int(u) for u in opts["attn_units"].split(",")]
 model = MODELS.build(name, mc, **model_sizes(tft_out))
 fields = model.item_fields
-counts = ci.sample_counts(train_files, spec)
+counts = ci.sample_counts(train_files, spec, "all")  # both modes make one sample per event after the first
 steps = epochs * (counts.samples // batch)
 
 def ds():

@@ -1,7 +1,11 @@
 """A real tf.Transform run of the CTR preprocessing_fn on a handful of raw MovieLens-format rows,
 written as TFX writes its artifacts (transform graph; transformed examples with `Split-train`,
-`Split-items`), and an untrained Embedding&MLP exported from it as the auxiliary model of MFN's
-centers pre-step (run once per process).
+`Split-items`, `Split-eval`), and an untrained Embedding&MLP exported from it as the auxiliary
+model of MFN's centers pre-step (run once per process).
+
+Eval rows are built as the sequence ExampleGen builds them: the user's later events plus the
+train events again as `history_item_ids` / `history_ratings`; user 5's only train event is not
+a click, so with `history: clicked` that user's eval history is empty.
 
 Titles use real English words (GloVe knows them) and one made-up word (GloVe does not).
 """
@@ -13,6 +17,7 @@ import os
 import tempfile
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
@@ -57,23 +62,37 @@ def row(**values) -> dict:
 CATALOG = [row(item_id=[i], title=[TITLES[i]], genres=GENRES[i]) for i in TITLES]
 TRAIN = [row(user_id=[u], item_ids=items, timestamps=list(range(len(items))), ratings=ratings)
          for u, (items, ratings) in SEQUENCES.items()]
+EVAL = [row(user_id=[u], item_ids=[20, 99], timestamps=[100, 101], ratings=[4.0, 2.0],
+            history_item_ids=items, history_timestamps=list(range(len(items))), history_ratings=ratings)
+        for u, (items, ratings) in SEQUENCES.items()]
+
+
+@functools.lru_cache(maxsize=2)
+def run_transform(history: str = "clicked") -> tuple[str, dict[str, list[dict]]]:
+    """The Transform graph directory and the transformed rows by split, with `TRANSFORM` and
+    the given `history` definition."""
+    graph = os.path.join(tempfile.mkdtemp(), "transform_graph")
+    config = {**TRANSFORM, "history": history}
+    with tft_beam.Context(temp_dir=tempfile.mkdtemp()):
+        (transformed, _), transform_fn = (CATALOG + TRAIN + EVAL, tft.DatasetMetadata(schema())) | (
+            tft_beam.AnalyzeAndTransformDataset(functools.partial(preprocessing_fn, custom_config=config)))
+        _ = transform_fn | tft_beam.WriteTransformFn(graph)
+    metadata_io.write_metadata(tft.DatasetMetadata(schema()), os.path.join(graph, tft.TFTransformOutput.RAW_METADATA_DIR))
+    ends = np.cumsum([len(CATALOG), len(TRAIN), len(EVAL)])
+    return graph, {"items": transformed[: ends[0]], "train": transformed[ends[0]: ends[1]],
+                   "eval": transformed[ends[1]:]}
 
 
 @functools.lru_cache(maxsize=1)
 def artifacts() -> dict[str, str]:
-    """URIs: `transform_graph`, `examples` (transformed; splits train, items), `model` (a TFX
-    Model artifact directory with `Format-Serving`)."""
+    """URIs: `transform_graph`, `examples` (transformed; splits train, items, eval), `model` (a
+    TFX Model artifact directory with `Format-Serving`); the default `history: clicked`."""
     root = tempfile.mkdtemp()
-    graph = os.path.join(root, "transform_graph")
-    with tft_beam.Context(temp_dir=tempfile.mkdtemp()):
-        (transformed, metadata), transform_fn = (CATALOG + TRAIN, tft.DatasetMetadata(schema())) | (
-            tft_beam.AnalyzeAndTransformDataset(functools.partial(preprocessing_fn, custom_config=TRANSFORM)))
-        _ = transform_fn | tft_beam.WriteTransformFn(graph)
-    metadata_io.write_metadata(tft.DatasetMetadata(schema()), os.path.join(graph, tft.TFTransformOutput.RAW_METADATA_DIR))
+    graph, transformed = run_transform()
     tft_output = tft.TFTransformOutput(graph)
     coder = tft.coders.ExampleProtoCoder(tft_output.transformed_metadata.schema)
     examples = os.path.join(root, "examples")
-    for split, rows in (("items", transformed[: len(CATALOG)]), ("train", transformed[len(CATALOG):])):
+    for split, rows in transformed.items():
         os.makedirs(os.path.join(examples, f"Split-{split}"))
         with tf.io.TFRecordWriter(os.path.join(examples, f"Split-{split}", "data.gz"), options="GZIP") as writer:
             for r in rows:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
-from ctr_transform import TRANSFORM, artifacts, item_table
+from ctr_transform import SEQUENCES, TRANSFORM, artifacts, item_table
 from tfx.types import standard_artifacts
 
 from components.errors import UserError
@@ -22,8 +22,8 @@ from trainer.ctr import centers as ctr_centers
 from trainer.ctr import export as ctr_export
 from trainer.ctr import input as ctr_input
 from trainer.ctr import run as ctr_run
-from trainer.ctr.config import CTRTrainingConfig
-from trainer.ctr.preprocessing import WORD_VOCAB
+from trainer.ctr.config import CLICK_RATING, CTRTrainingConfig, CTRTransformConfig
+from trainer.ctr.preprocessing import ITEM_VOCAB, WORD_VOCAB
 
 K = 4  # MFNConfig.num_interests
 
@@ -75,21 +75,42 @@ def test_artifact_holds_the_auxiliary_tables_glove_and_fitted_centers(centers_di
     index, glove = word_vectors.load("glove-6b-50d")
     np.testing.assert_array_equal(fixed["words"][2 + words.index("love")], glove[index["love"]])
     summary = json.loads(open(os.path.join(centers_dirs[0], ctr_centers.SUMMARY_FILE)).read())
-    assert summary["users"] == summary["users_used"] == 6  # every user has a train behaviour
+    assert summary["users"] == summary["users_used"] == 5  # user 5's only train event is no click
     for level in ("category", "fine"):
         loss = summary["levels"][level]
         assert loss["loss_end"] < loss["loss_start"], (level, loss)  # Algorithm 1 ran
 
 
+@pytest.mark.parametrize("history", ["clicked", "all"])
+def test_user_histories_follow_the_transform_history_definition(history):
+    """Each user's last H train behaviours, as the Transform builds an eval user's history."""
+    uris = artifacts()
+    tft_output = tft.TFTransformOutput(uris["transform_graph"])
+    vocab = [int(v) for v in tft_output.vocabulary_by_name(ITEM_VOCAB)]
+    files = tf.io.gfile.glob(os.path.join(uris["examples"], "Split-train", "*"))
+    cfg = CTRTransformConfig.from_dict({**TRANSFORM, "history": history})
+    histories, users = ctr_centers.user_histories(files, tft_output.transformed_feature_spec(), cfg, 1000, 0)
+    expected = []
+    for items, ratings in SEQUENCES.values():
+        kept = [i for i, r in zip(items, ratings) if history == "all" or r >= CLICK_RATING][-cfg.history_length:]
+        if kept:  # a user without a behaviour is left out (user 5 with `clicked`)
+            ids = [vocab.index(i) + 2 if i in vocab else 1 for i in kept]
+            expected.append(ids + [0] * (cfg.history_length - len(ids)))
+    assert users == len(expected) == (5 if history == "clicked" else 6)
+    np.testing.assert_array_equal(histories, expected)
+
+
 def test_behaviours_are_the_models_fixed_vectors_with_padding_masked():
-    """History of user 1 (last H=4 of 10 30 50 10 30): item vector ⊕ mean real-category vector."""
+    """History of user 1 (the last H=4 clicks of 10 30 50 10 30: 10 30 10 30): item vector ⊕
+    mean real-category vector."""
     uris = artifacts()
     tft_output = tft.TFTransformOutput(uris["transform_graph"])
     table = item_table(tft_output, uris["examples"])
     files = tf.io.gfile.glob(os.path.join(uris["examples"], "Split-train", "*"))
-    histories, users = ctr_centers.user_histories(files, tft_output.transformed_feature_spec(), 4, 1000, 0)
-    assert users == 6 and histories.shape == (6, 4)
-    assert (histories[4, 1:] == 0).all() and histories[4, 0] > 1  # one event, then padding
+    cfg = CTRTransformConfig.from_dict(TRANSFORM)
+    histories, users = ctr_centers.user_histories(files, tft_output.transformed_feature_spec(), cfg, 1000, 0)
+    assert users == 5 and histories.shape == (5, 4)
+    assert (histories[1, 2:] == 0).all() and (histories[1, :2] > 1).all()  # user 2: two clicks, then padding
     rng = np.random.default_rng(0)
     tables = {"item": rng.normal(size=(table.num_items, 3)), "categories": rng.normal(size=(20, 3))}
     vectors, mask = ctr_centers.behaviour_vectors(tables, histories, table)
@@ -99,8 +120,8 @@ def test_behaviours_are_the_models_fixed_vectors_with_padding_masked():
     expected = np.concatenate([tables["item"][item], tables["categories"][real].mean(0)])
     np.testing.assert_allclose(vectors["category"][0, 1], expected, rtol=1e-5)
     assert "fine" not in vectors  # no word table, no fine level
-    subsample, seen = ctr_centers.user_histories(files, tft_output.transformed_feature_spec(), 4, 2, 0)
-    assert seen == 6 and len(subsample) == 2
+    subsample, seen = ctr_centers.user_histories(files, tft_output.transformed_feature_spec(), cfg, 2, 0)
+    assert seen == 5 and len(subsample) == 2
 
 
 def _training_config(model: str, centers_uri: str | None) -> CTRTrainingConfig:

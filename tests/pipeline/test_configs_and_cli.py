@@ -43,6 +43,8 @@ def test_preset_file_and_flags_apply_in_order(tmp_path):
         ("models: [fum]\nmodel_configs:\n  fum: {fine_dim: 900}\n", "model_configs.fum: fine_dim must be in"),
         ("model_configs:\n  nrms: huge\n", "model_configs.nrms: Unknown NRMSConfig preset 'huge'"),
         ("training:\n  epochs: 0\n", "c.yaml: training: epochs: must be at least 1"),
+        ("models: [embedding_mlp]\nfamilies:\n  ctr: {dataset: taobao, data_dir: /d, transform: {history: all}}\n",
+         "families.ctr.transform.history: 'all' would put Taobao's sampled negatives"),
     ],
 )
 def test_config_mistakes_name_the_field(tmp_path, text, message):
@@ -50,6 +52,13 @@ def test_config_mistakes_name_the_field(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(configs.ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         configs.load_config("tiny", str(path))
+
+
+def test_taobao_takes_every_event_as_history_only_without_sampled_negatives(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("models: [embedding_mlp]\nfamilies:\n  ctr: {dataset: taobao, data_dir: /d, transform: {history: all},\n"
+                    "        source_options: {negatives_per_click: 0}}\n")
+    assert configs.load_config("tiny", str(path)).families["ctr"].transform["history"] == "all"
 
 
 def test_pipeline_has_one_trainer_evaluator_pusher_per_model(tmp_path):

@@ -73,7 +73,7 @@ def test_base_is_blessed_and_pushed(run):
     for component in ("ExampleGen.ctr", "Transform.ctr", "Trainer.din", "Evaluator.din", "Compare.din", "Blessing.din",
                       "Pusher.embedding_mlp", "Pusher.din"):
         assert f"✔ {component}" in progress
-    assert "samples (every event after a user's first)" in progress
+    assert "samples (every event after a user's first click, history = clicked events)" in progress
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -85,12 +85,20 @@ def test_tfma_auc_equals_reference_on_the_pushed_model_and_beats_chance(run, eva
     assert expected > 0.57, f"{model}: AUC {expected:.3f} on planted genre preferences (chance 0.5)"
 
 
-def test_pctr_signature_equals_serving_default(run, eval_examples):
+def test_pctr_signature_on_the_clicked_history_equals_serving_default(run, eval_examples):
+    """`pctr` takes the history as given; the user's clicked train items (rating >= 4) give what
+    serving_default computes from the raw eval example (the default `history: clicked`)."""
     served = _trained(run, "din")
-    example = tf.train.Example.FromString(eval_examples[0]).features.feature
-    history = [str(v) for v in example["history_item_ids"].int64_list.value]
+    for raw in eval_examples:  # a user whose train events hold clicks and non-clicks: the filter matters
+        example = tf.train.Example.FromString(raw).features.feature
+        ratings = example["history_ratings"].float_list.value
+        history = [str(v) for v, r in zip(example["history_item_ids"].int64_list.value, ratings) if r >= 4.0]
+        if 0 < len(history) < len(ratings):
+            break
+    else:
+        pytest.fail("no eval user has both clicked and non-clicked train events")
     targets = [str(v) for v in example["item_ids"].int64_list.value]
-    expected = served.signatures["serving_default"](examples=tf.constant(eval_examples[:1]))["pctr"].numpy()[0]
+    expected = served.signatures["serving_default"](examples=tf.constant([raw]))["pctr"].numpy()[0]
     out = served.signatures["pctr"](
         user_id=tf.constant([str(example["user_id"].int64_list.value[0])] * len(targets)),
         history=tf.constant([history] * len(targets)), target=tf.constant(targets),

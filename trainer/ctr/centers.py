@@ -12,7 +12,10 @@ one definition of the artifact:
   variable path; ``words`` ``[vocab, 50]``, GloVe aligned with the Transform word vocabulary;
 * the centers of Algorithm 1: ``category`` ``[K, 2d]`` and ``fine`` ``[K, 50]``, fitted on the
   fixed behaviour vectors of users' train histories, computed by `mfn.fixed_behaviours` (the
-  model's own function, so the centers live in the space the model assigns in).
+  model's own function, so the centers live in the space the model assigns in). A user's
+  history is their last H train behaviours under `CTRTransformConfig.history` (clicked events
+  by default), the definition the Transform, the Trainer and the export use
+  (`preprocessing.behaviours`), so the centers summarise what the model will attend to.
 
 Without word vectors, or without title words in the data (Taobao), ``words`` and ``fine`` are
 left out (the category level only). ``<artifact>/centers.json`` records what was fitted: users
@@ -38,6 +41,7 @@ from components.errors import UserError
 from trainer import word_vectors
 from trainer.config_base import DictConfig
 from trainer.ctr import input as ctr_input
+from trainer.ctr import preprocessing as ctr_preprocessing
 from trainer.ctr.config import CTRTransformConfig
 from trainer.ctr.models.interests import CenterFitConfig, fit_interest_centers, initial_centers, interest_loss
 from trainer.ctr.models.mfn import CATEGORY, FINE, fixed_behaviours
@@ -114,16 +118,19 @@ def word_table(tft_output: tft.TFTransformOutput, source: str, seed: int) -> np.
     return vectors.matrix
 
 
-def user_histories(files: list[str], feature_spec: ctr_input.FeatureSpec, history_length: int, max_users: int,
-                   seed: int) -> tuple[np.ndarray, int]:
-    """Each user's last `history_length` train items `[users, H]` (oldest first, padded with 0
-    at the end), and how many users had one. Beyond `max_users` users a uniform reservoir
+def user_histories(files: list[str], feature_spec: ctr_input.FeatureSpec, transform: CTRTransformConfig,
+                   max_users: int, seed: int) -> tuple[np.ndarray, int]:
+    """Each user's last `transform.history_length` train behaviours (`transform.history`)
+    `[users, H]` (oldest first, padded with 0 at the end), and how many users had one (a user
+    without any is left out: nothing to assign). Beyond `max_users` users a uniform reservoir
     sample is kept."""
     rng = np.random.default_rng(seed)
     kept: list[np.ndarray] = []
     seen = 0
-    for user in ctr_input.users(files, feature_spec, ("items",)).as_numpy_iterator():
-        items = user["items"][-history_length:]
+    history_length = transform.history_length
+    for user in ctr_input.users(files, feature_spec).as_numpy_iterator():
+        past = ctr_preprocessing.behaviours(user["items"], user["ratings"], transform.history)
+        items = np.asarray(past)[-history_length:]
         if not len(items):
             continue
         row = np.zeros(history_length, np.int64)
@@ -173,11 +180,11 @@ def compute(examples_uri: str, transform_graph_uri: str, model_uri: str, out_dir
     words = word_table(tft_output, cfg.word_vectors, cfg.seed)
     if words is not None:
         tables["words"] = words
-    histories, users = user_histories(_split_files(examples_uri, "train"), spec, transform.history_length,
-                                      cfg.max_users, cfg.seed)
+    histories, users = user_histories(_split_files(examples_uri, "train"), spec, transform, cfg.max_users, cfg.seed)
     vectors, mask = behaviour_vectors(tables, histories, table)
     if not mask.sum():
-        raise UserError("interest centers: no user has a train behaviour")
+        raise UserError(f"interest centers: no user has a train behaviour "
+                        f"(families.ctr.transform.history: {transform.history!r})")
     fit = cfg.fit_config()
     centers, summary = {}, {"users": users, "users_used": int(len(histories)), "behaviours": int(mask.sum()),
                             "levels": {}}

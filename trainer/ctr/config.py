@@ -16,7 +16,18 @@ from trainer.config_base import DictConfig, TrainingConfig
 CLICK_RATING = 4.0
 """MovieLens has ratings, not clicks: a rating ≥ 4 (of 5) counts as a click, anything lower as
 an impression without a click (the usual explicit-to-implicit rule of CTR work on MovieLens,
-e.g. MFN's preprocessing). Every rated item is still part of the history (see `input.py`)."""
+e.g. MFN's preprocessing). Which events make up a history is `CTRTransformConfig.history`."""
+
+HISTORIES = ("clicked", "all")
+"""What a user's history (the behaviours a target is scored against) is made of:
+
+* ``"clicked"`` (the default): the user's earlier *clicked* events only. DIN's and MFN's user
+  behaviours are clicked items, the models' input contract says so (`models/ctr_model.py`:
+  ``hist_item`` = clicked item ids), and sampled negative events (Taobao) must never become
+  behaviours. Measured on the demo data in docs/ctr.md.
+* ``"all"``: every earlier rated event, clicked or not (the family's first definition), kept so
+  the two can be compared.
+"""
 
 WIRED_DATASETS = ("synthetic", "movielens", "taobao")
 """Sources the CTR family trains on. Taobao has no ratings: its ExampleGen gives every behaviour
@@ -37,11 +48,17 @@ class CTRTransformConfig(DictConfig):
     """Categories (MovieLens genres, the Taobao category) kept per item; ml movies have ≤ 10."""
     max_words: int = 100_000
     """Title-word vocabulary cap (most frequent first)."""
+    history: str = "clicked"
+    """Which earlier events form a history, one of `HISTORIES`. Read by the Transform (eval
+    users' ``history``), the Trainer (training samples), the export (``serving_default``'s raw
+    history) and MFN's interest-centers pre-step, which all get this one config section."""
 
     def __post_init__(self) -> None:
         for name in ("history_length", "title_length", "max_categories", "max_words"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
+        if self.history not in HISTORIES:
+            raise ValueError(f"history: must be one of {', '.join(map(repr, HISTORIES))}, got {self.history!r}")
 
 
 @dataclasses.dataclass
@@ -89,6 +106,22 @@ class CTRTrainingConfig(TrainingConfig):
                 raise ValueError(f"interest_centers: {err}") from None
             except ValueError as err:
                 raise ValueError(err if str(err).startswith("interest_centers") else f"interest_centers: {err}") from None
+
+
+def check_section(section) -> None:
+    """Settings of one `families.ctr` section that cannot go together (`Family.check_section`).
+
+    Taobao's sampled negatives are events with rating 0: a history of every event
+    (`history: all`) would show the model the negatives as behaviours, so that pairing is refused
+    unless sampling is off (`negatives_per_click: 0`).
+    """
+    history = CTRTransformConfig.from_dict(section.transform).history
+    sampling = str(section.source_options.get("negatives_per_click", "1")).strip() != "0"
+    if section.dataset == "taobao" and history == "all" and sampling:
+        raise ValueError(
+            "transform.history: 'all' would put Taobao's sampled negatives (rating 0) into the histories; "
+            "use history: clicked, or set source_options.negatives_per_click: 0"
+        )
 
 
 def prepare_data(dataset: str, data_dir: str, synthetic_preset: str, out: TextIO, **source_options: str) -> None:

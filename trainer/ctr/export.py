@@ -6,13 +6,18 @@ id the same way) and the item table, so that serving takes raw ids:
 
 * ``serving_default(examples)`` — serialized raw *eval* examples, one per user (what TFMA
   feeds): ``pctr`` ``[B, E_max]``, the click probability of each of the user's eval items
-  (``item_ids``) against the user's last H train items (``history_item_ids``); padded slots 0;
+  (``item_ids``) against the user's last H train behaviours: ``history_item_ids`` filtered by
+  ``history_ratings`` with the Transform's definition (`preprocessing.behaviours`; with
+  ``history: clicked`` the clicked ones), so TFMA and the Trainer's own evaluation score the
+  same histories; padded slots 0;
 * ``labels(examples)`` — the same examples → ``clicks`` ``[B, E_max]``: 1.0 for a rating ≥ 4,
   0.0 below, −1.0 in padded slots (TFMA's labels: `Family.label_signature`);
 * ``pctr(user_id, history, target)`` — item ids as strings, history oldest first with ``""``
   as padding → ``pctr`` ``[B]``. The last H non-empty history ids are used, as in training.
-  ``user_id`` is part of the family's contract but unused by the current models (they read
-  behaviours only).
+  The history is taken as given (it has no ratings to filter by): the caller must pass the
+  user's behaviours as the model was trained on them, i.e. *clicked* item ids for the default
+  ``history: clicked``. ``user_id`` is part of the family's contract but unused by the current
+  models (they read behaviours only).
 
 MFN (and its ablations) also exports its cacheable user side (`signatures.CACHED_INTERESTS`):
 
@@ -33,9 +38,9 @@ import tensorflow_transform as tft
 
 from trainer import signatures
 from trainer.ctr import input as ctr_input
-from trainer.ctr.config import CLICK_RATING
+from trainer.ctr.config import CLICK_RATING, CTRTransformConfig
 from trainer.ctr.models.mfn import MFN
-from trainer.ctr.preprocessing import ITEM_VOCAB
+from trainer.ctr.preprocessing import ITEM_VOCAB, behaviours
 from trainer.transform_ops import FIRST_ID, PAD_ID, UNKNOWN_ID
 
 LABELS = signatures.Signature(
@@ -47,6 +52,7 @@ RAW_SPEC = {
     "item_ids": tf.io.VarLenFeature(tf.int64),
     "ratings": tf.io.VarLenFeature(tf.float32),
     "history_item_ids": tf.io.VarLenFeature(tf.int64),
+    "history_ratings": tf.io.VarLenFeature(tf.float32),
 }
 
 
@@ -106,14 +112,18 @@ def _as_strings(sparse: tf.SparseTensor) -> tf.RaggedTensor:
 
 
 class CTRServing:
-    """The serving functions over one scorer."""
+    """The serving functions over one scorer; `history` is `CTRTransformConfig.history`, which
+    raw eval examples' train events are behaviours."""
 
-    def __init__(self, scorer: CTRScorer):
+    def __init__(self, scorer: CTRScorer, history: str):
         self.scorer = scorer
+        self.history = history
 
     def serving_default(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
         raw = tf.io.parse_example(examples, RAW_SPEC)
-        history = self.scorer.history(_as_strings(raw["history_item_ids"]))  # [B, H]
+        past = behaviours(_as_strings(raw["history_item_ids"]), tf.RaggedTensor.from_sparse(raw["history_ratings"]),
+                          self.history)
+        history = self.scorer.history(past)  # [B, H]
         targets = _as_strings(raw["item_ids"])
         targets = targets.with_flat_values(self.scorer.ids(targets.flat_values)).to_tensor(default_value=PAD_ID)
         width = tf.shape(targets)[1]
@@ -132,14 +142,18 @@ class CTRServing:
         return {"pctr": self.scorer.pctr(ids, self.scorer.ids(target))}
 
 
-def export(model: keras.Model, vocabulary_file: str, table: ctr_input.ItemTable, history_length: int, path: str) -> None:
+def export(model: keras.Model, vocabulary_file: str, table: ctr_input.ItemTable, history_length: int, path: str,
+           history: str = CTRTransformConfig.history) -> None:
     """Writes the SavedModel with ``serving_default``, ``labels`` and ``pctr`` to `path`.
+
+    `history`: the Transform's `CTRTransformConfig.history` (which raw train events
+    ``serving_default`` keeps as behaviours).
 
     `vocabulary_file`: the Transform's item vocabulary (`item_vocabulary_file`), one decimal id
     per line, line i = item id i + 2.
     """
     scorer = CTRScorer(model, vocabulary_file, table, history_length)
-    serving = CTRServing(scorer)
+    serving = CTRServing(scorer, history)
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(scorer)

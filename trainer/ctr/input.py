@@ -4,18 +4,29 @@ Transformed sequence rows carry item ids only; item content (categories, title w
 once in :class:`ItemTable`, indexed by item id, and batches gather from it (as the news table
 does), so no history is copied with its content on disk.
 
+**History** (`CTRTransformConfig.history`, defined once by `preprocessing.is_behaviour`): with
+``"clicked"`` (the default) a history is made of the user's earlier *clicked* events only, the
+behaviours DIN and MFN attend to (and sampled negative events, rating 0, can never enter it);
+with ``"all"`` of every earlier rated event, clicked or not (kept for the comparison in
+docs/ctr.md).
+
 **Training samples** (DIN/MFN's pointwise protocol on a user's time-ordered train events):
-every event at position i ≥ 1 of a user's train sequence is a target, and its history is the
-up to H events just before it (positions max(0, i − H) … i − 1), oldest first, padded at the
-end and masked. The history holds *every* earlier rated item, clicked or not: it is what the
-user watched, and the rating decides only the target's label. The first event has no history
-and is never a target, so a user with n train events gives n − 1 samples.
+every event with at least one behaviour before it is a target, labelled by its own click or
+no-click; its history is the up to H most recent behaviours before it, oldest first, padded at
+the end and masked. With ``"all"`` that is every event after the user's first (n − 1 samples
+from n events); with ``"clicked"`` every event after the user's first click, so a user without
+a click before their last event gives no sample. Targets without an earlier behaviour are
+dropped in training because there is nothing to attend to: the papers' samples all have
+behaviours, and an all-padding history would only teach the models a history-free prior.
 
 **Label** (MovieLens): click = rating ≥ 4 (`trainer.ctr.config.CLICK_RATING`).
 
 **Evaluation** (the Trainer's reference numbers; the gate is TFMA's, on the same protocol):
-each eval user's later events are scored against the user's last H *train* events (the eval
-row's ``history``), and the ROC AUC is taken over all (user, event) pairs at once.
+each eval user's later events are scored against the user's last H *train* behaviours (the eval
+row's ``history``, filtered by the Transform with the same definition), and the ROC AUC is
+taken over all (user, event) pairs at once. Eval users without any train behaviour are still
+scored, with an empty, all-masked history (the models give finite scores for it): dropping them
+would hide exactly the cold users a served model meets.
 
 Batches follow the model input contract of `trainer/ctr/models/ctr_model.py`: ``hist_item``
 ``[B, H]``, ``hist_categories`` ``[B, H, C]``, ``hist_words`` ``[B, H, L]``, ``hist_mask``,
@@ -35,7 +46,7 @@ import tensorflow_transform as tft
 from components.errors import UserError
 from trainer import loop
 from trainer.ctr.config import CLICK_RATING, CTRTransformConfig
-from trainer.ctr.preprocessing import ITEM_VOCAB
+from trainer.ctr.preprocessing import ITEM_VOCAB, is_behaviour
 from trainer.transform_ops import PAD_ID, table_size
 
 FeatureSpec = dict[str, Any]
@@ -94,19 +105,27 @@ def clicks(ratings: tf.Tensor) -> tf.Tensor:
     return tf.cast(ratings >= CLICK_RATING, tf.float32)
 
 
-def user_samples(items: tf.Tensor, ratings: tf.Tensor, history_length: int) -> dict[str, tf.Tensor]:
-    """One user's training samples: every event i ≥ 1 with the up to H events before it.
+def user_samples(items: tf.Tensor, ratings: tf.Tensor, history_length: int, history: str) -> dict[str, tf.Tensor]:
+    """One user's training samples: every event with a behaviour before it, and the up to H
+    most recent behaviours before it (`history`: ``"clicked"`` or ``"all"``, see the module
+    docstring).
 
-    Returns ``history`` ``[n − 1, H]`` (oldest first, padded with 0 at the end), ``target``
-    ``[n − 1]`` and ``click`` ``[n − 1]``; empty for a user with fewer than two events.
+    Returns ``history`` ``[S, H]`` (oldest first, padded with 0 at the end), ``target`` ``[S]``
+    and ``click`` ``[S]``, S = the number of such events (0 for a user without any).
     """
-    n = tf.size(items)
-    target_pos = tf.range(1, tf.maximum(n, 1))
-    start = tf.maximum(target_pos - history_length, 0)
+    behaviour = is_behaviour(ratings, history)
+    # before[i]: behaviours at positions < i; the history of target i is behaviours[before[i] - H: before[i]].
+    before = tf.cumsum(tf.cast(behaviour, tf.int32), exclusive=True)
+    target_pos = tf.cast(tf.where(before > 0)[:, 0], tf.int32)
+    count = tf.gather(before, target_pos)
+    past = tf.boolean_mask(items, behaviour)
+    start = tf.maximum(count - history_length, 0)
     slots = start[:, None] + tf.range(history_length)[None, :]
-    real = slots < target_pos[:, None]
-    history = tf.where(real, tf.gather(items, tf.minimum(slots, tf.maximum(n - 1, 0))), tf.constant(PAD_ID, items.dtype))
-    return {"history": history, "target": tf.gather(items, target_pos), "click": clicks(tf.gather(ratings, target_pos))}
+    real = slots < count[:, None]
+    # With no target the gather indices are empty, so an empty `past` is never indexed.
+    gathered = tf.gather(past, tf.minimum(slots, tf.maximum(tf.size(past) - 1, 0)))
+    return {"history": tf.where(real, gathered, tf.constant(PAD_ID, items.dtype)),
+            "target": tf.gather(items, target_pos), "click": clicks(tf.gather(ratings, target_pos))}
 
 
 def to_model_inputs(history: tf.Tensor, target: tf.Tensor, table: ItemTable, fields: Iterable[str]) -> dict[str, tf.Tensor]:
@@ -126,36 +145,44 @@ class SampleCounts:
 
     users: int
     """Users in the train split."""
-    single_event_users: int
-    """Users with one train event: no sample (nothing before it to use as history)."""
+    users_without_samples: int
+    """Users with no event after a behaviour (one event; with ``"clicked"``, no click before
+    their last event): no sample."""
     events: int
     """Train events of all users."""
     samples: int
-    """Training samples: one per event after each user's first."""
+    """Training samples: one per event with a behaviour before it."""
     clicks: int
     """Samples whose target was rated ≥ 4."""
+    history: str = "clicked"
+    """The history definition the samples were built with (`CTRTransformConfig.history`)."""
 
     def describe(self) -> str:
         share = self.clicks / self.samples if self.samples else 0.0
+        after = "a user's first click" if self.history == "clicked" else "a user's first"
         return (
-            f"{self.users} training users ({self.single_event_users} with one event, no sample), "
-            f"{self.events} events: {self.samples} samples (every event after a user's first), "
-            f"{self.clicks} clicks ({100 * share:.1f}%, rating >= {CLICK_RATING:g})"
+            f"{self.users} training users ({self.users_without_samples} without a sample), "
+            f"{self.events} events: {self.samples} samples (every event after {after}, history = "
+            f"{self.history} events), {self.clicks} clicks ({100 * share:.1f}%, rating >= {CLICK_RATING:g})"
         )
 
 
-def sample_counts(files: list[str], feature_spec: FeatureSpec) -> SampleCounts:
-    """Counts users, events, samples and clicks (reads the ids once).
+def sample_counts(files: list[str], feature_spec: FeatureSpec, history: str) -> SampleCounts:
+    """Counts users, events, samples and clicks under the `history` definition (reads the ids once).
 
     Raises:
         UserError: when events carry no rating (the click rule needs one per event).
     """
     def counts(user):
-        n = tf.size(user["items"], out_type=tf.int64)
+        # Everything but the event count is read from the ratings, so a user whose events lack
+        # ratings counts no sample instead of failing on a shape; the check below names the cause.
+        ratings = user["ratings"]
         as_int = lambda b: tf.cast(b, tf.int64)  # noqa: E731
+        target = tf.cumsum(as_int(is_behaviour(ratings, history)), exclusive=True) > 0
+        samples = tf.reduce_sum(as_int(target))
         return tf.stack([
-            tf.constant(1, tf.int64), as_int(n == 1), n, tf.maximum(n - 1, 0),
-            tf.reduce_sum(as_int(clicks(user["ratings"][1:]))), tf.size(user["ratings"], out_type=tf.int64),
+            tf.constant(1, tf.int64), as_int(samples == 0), tf.size(user["items"], out_type=tf.int64), samples,
+            tf.reduce_sum(as_int(target & (clicks(ratings) > 0))), tf.size(ratings, out_type=tf.int64),
         ])
 
     total = users(files, feature_spec).map(counts).reduce(tf.zeros([6], tf.int64), lambda a, b: a + b).numpy()
@@ -164,7 +191,7 @@ def sample_counts(files: list[str], feature_spec: FeatureSpec) -> SampleCounts:
             f"ratings: {total[2]} train events but {total[5]} ratings; the CTR family derives clicks "
             f"from MovieLens ratings (rating >= {CLICK_RATING:g})"
         )
-    return SampleCounts(*(int(v) for v in total[:5]))
+    return SampleCounts(*(int(v) for v in total[:5]), history=history)
 
 
 def training_dataset(
@@ -173,17 +200,20 @@ def training_dataset(
     table: ItemTable,
     fields: Iterable[str],
     history_length: int,
+    history: str,
     batch_size: int,
     seed: int,
     shuffle_buffer: int = 10_000,
 ) -> tf.data.Dataset:
-    """Endless shuffled batches of (model inputs, clicks) for `model.fit`."""
+    """Endless shuffled batches of (model inputs, clicks) for `model.fit`; `history` is
+    `CTRTransformConfig.history` (the samples of `user_samples`)."""
     tf.random.set_seed(seed)
     fields = tuple(fields)
     return (
         users(files, feature_spec)
         .repeat()
-        .flat_map(lambda u: tf.data.Dataset.from_tensor_slices(user_samples(u["items"], u["ratings"], history_length)))
+        .flat_map(lambda u: tf.data.Dataset.from_tensor_slices(
+            user_samples(u["items"], u["ratings"], history_length, history)))
         .shuffle(shuffle_buffer, seed=seed)
         .batch(batch_size, drop_remainder=True)
         .map(lambda s: (to_model_inputs(s["history"], s["target"], table, fields), s["click"]),

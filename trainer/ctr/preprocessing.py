@@ -6,10 +6,14 @@ One graph handles the three row kinds of the sequence ExampleGen
 * sequence rows (``train``, ``eval``) → ``items`` (each event's item id, oldest first,
   variable-length), ``ratings`` (passed through; the click rule is applied by the trainer and
   the export, `config.CLICK_RATING`), and for eval rows ``history`` (the user's last H train
-  items, oldest first, padded at the end) with ``history_mask``;
+  behaviours, oldest first, padded at the end: with ``history: clicked`` the last H *clicked*
+  train events, read from ``history_ratings``; see `config.HISTORIES`) with ``history_mask``;
 * catalog rows (``items``) → ``item_index`` and the item's content: ``categories`` (MovieLens
   genres, or the Taobao category; up to `max_categories`) and ``words`` (title tokens without
   the "(year)" suffix, up to `title_length`; none for Taobao).
+
+`is_behaviour` and `behaviours` are the family's one definition of which events form a
+history; the trainer's samples, the export and MFN's centers pre-step call them too.
 
 The item vocabulary comes from the catalog, so item ids become row numbers of the trainer's
 item table (as news ids do in the news family); a rated item missing from the catalog maps to
@@ -25,7 +29,7 @@ from typing import Any
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from trainer.ctr.config import CTRTransformConfig
+from trainer.ctr.config import CLICK_RATING, CTRTransformConfig
 from trainer.transform_ops import PAD_ID, id_or_pad, ids, scalar, tokenize
 
 ITEM_VOCAB = "items"
@@ -46,9 +50,30 @@ def _ragged_ids(sparse: tf.SparseTensor, vocab) -> tf.RaggedTensor:
     return ragged.with_flat_values(ids(ragged.flat_values, vocab))
 
 
-def recent_history(history: tf.SparseTensor, vocab, length: int) -> tuple[tf.Tensor, tf.Tensor]:
-    """The last `length` train items (oldest first), padded at the end, and their mask."""
-    ragged = _ragged_ids(history, vocab)[:, -length:]
+def is_behaviour(ratings, history: str):
+    """Which events (by their ratings, any shape, dense or ragged) may be part of a history:
+    clicked ones (rating ≥ `CLICK_RATING`) for ``"clicked"``, every one for ``"all"``."""
+    if history == "all":
+        return tf.ones_like(ratings, dtype=tf.bool)
+    return ratings >= CLICK_RATING
+
+
+def behaviours(items, ratings, history: str):
+    """The events of `items` (``[n]`` or ragged ``[B, None]``, oldest first) that may be part of a
+    history, in order. ``"all"`` keeps every item and does not read `ratings` (a source without
+    ratings still has histories then)."""
+    if history == "all":
+        return items
+    return tf.ragged.boolean_mask(items, is_behaviour(ratings, history))
+
+
+def recent_history(history: tf.SparseTensor, ratings: tf.SparseTensor, vocab, cfg: CTRTransformConfig
+                   ) -> tuple[tf.Tensor, tf.Tensor]:
+    """The last `cfg.history_length` train behaviours (`behaviours` under `cfg.history`; oldest
+    first), padded at the end, and their mask. `history` and `ratings` are the eval rows'
+    ``history_item_ids`` and ``history_ratings`` (one value per event)."""
+    length = cfg.history_length
+    ragged = behaviours(_ragged_ids(history, vocab), tf.RaggedTensor.from_sparse(ratings), cfg.history)[:, -length:]
     items = ragged.to_tensor(default_value=PAD_ID, shape=[None, length])
     # Unknown items (id 1) are real behaviours with a trained row: only padding is masked.
     return items, tf.cast(items != PAD_ID, tf.float32)
@@ -77,7 +102,7 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any] | Non
     tokens = tokenize(title)
     words = tft.vocabulary(tokens.flat_values, top_k=cfg.max_words, vocab_filename=WORD_VOCAB)
     tokens = tokens[:, : cfg.title_length]
-    history, history_mask = recent_history(inputs["history_item_ids"], items, cfg.history_length)
+    history, history_mask = recent_history(inputs["history_item_ids"], inputs["history_ratings"], items, cfg)
     return {
         "user_id": scalar(inputs["user_id"], tf.constant(-1, tf.int64)),
         "items": _ragged_ids(inputs["item_ids"], items).to_sparse(),
@@ -90,4 +115,5 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any] | Non
     }
 
 
-__all__ = ["CATEGORY_VOCAB", "ITEM_VOCAB", "WORD_VOCAB", "preprocessing_fn", "recent_history"]
+__all__ = ["CATEGORY_VOCAB", "ITEM_VOCAB", "WORD_VOCAB", "behaviours", "is_behaviour", "preprocessing_fn",
+           "recent_history"]

@@ -5,7 +5,9 @@ once (`prepare`), the model comes from the CTR registry sized by the Transform v
 (no title words, as on Taobao: ``vocab_size`` 0), training samples are (history, target,
 click) rows of each user's train sequence (`trainer/ctr/input.py`), evaluation is the global
 ROC AUC over every eval user's later events scored against their train history (the reference
-of TFMA's gate), and the export carries ``pctr`` (`trainer/ctr/export.py`).
+of TFMA's gate), and the export carries ``pctr`` (`trainer/ctr/export.py`). What a history is
+(`CTRTransformConfig.history`) comes from the Transform section the Trainer's custom config
+carries (`TrainingConfig.transform`), the same section the Transform ran with.
 """
 
 from __future__ import annotations
@@ -116,7 +118,8 @@ class CTRHooks(loop.FamilyHooks[CTRTrainingConfig, CTRData]):
         table = ctr_input.load_item_table(loop.split_files(fn_args.train_files, "items"), tft_output, transform_cfg)
         spec = tft_output.transformed_feature_spec()
         train_files = loop.split_files(fn_args.train_files)
-        return CTRData(table, ctr_input.sample_counts(train_files, spec), train_files, spec, transform_cfg)
+        counts = ctr_input.sample_counts(train_files, spec, transform_cfg.history)
+        return CTRData(table, counts, train_files, spec, transform_cfg)
 
     def build(self, cfg: CTRTrainingConfig, data: CTRData, tft_output: tft.TFTransformOutput) -> keras.Model:
         return build_model(cfg, model_sizes(tft_output))
@@ -124,7 +127,7 @@ class CTRHooks(loop.FamilyHooks[CTRTrainingConfig, CTRData]):
     def training_dataset(self, cfg: CTRTrainingConfig, data: CTRData, model: keras.Model) -> tf.data.Dataset:
         return ctr_input.training_dataset(
             data.train_files, data.feature_spec, data.table, model.item_fields,
-            data.transform.history_length, cfg.batch_size, cfg.seed,
+            data.transform.history_length, data.transform.history, cfg.batch_size, cfg.seed,
         )
 
     def compile(self, model: keras.Model, cfg: CTRTrainingConfig) -> None:
@@ -137,7 +140,8 @@ class CTRHooks(loop.FamilyHooks[CTRTrainingConfig, CTRData]):
         return evaluate_users(model, batches)
 
     def export(self, model: keras.Model, data: CTRData, tft_output: tft.TFTransformOutput, path: str) -> None:
-        ctr_export.export(model, ctr_export.item_vocabulary_file(tft_output), data.table, data.transform.history_length, path)
+        ctr_export.export(model, ctr_export.item_vocabulary_file(tft_output), data.table, data.transform.history_length, path,
+                          history=data.transform.history)
 
 
 HOOKS = CTRHooks()

@@ -31,3 +31,17 @@ def test_transform_config_rejects_non_positive_sizes():
     with pytest.raises(configs.ConfigError, match="families.ctr.transform: .*max_categories"):
         configs.load_config("tiny", overrides={"models": ["din", "embedding_mlp"],
                                                "families": {"ctr": {"transform": {"max_categories": 0}}}})
+
+
+def test_history_definition_is_validated_with_the_field_named():
+    assert CTRTransformConfig().history == "clicked" and CTRTransformConfig(history="all").history == "all"
+    with pytest.raises(ValueError, match="history: must be one of 'clicked', 'all', got 'clicks'"):
+        CTRTransformConfig(history="clicks")
+    with pytest.raises(configs.ConfigError, match="families.ctr.transform: history: must be one of"):
+        configs.load_config("tiny", overrides={"models": ["din", "embedding_mlp"],
+                                               "families": {"ctr": {"transform": {"history": "everything"}}}})
+    # The one section reaches the Transform, every Trainer and the centers pre-step alike.
+    config = configs.load_config("tiny", overrides={"models": ["din", "embedding_mlp"],
+                                                    "families": {"ctr": {"transform": {"history": "all"}}}})
+    assert config.families["ctr"].transform["history"] == "all"
+    assert all(config.training_for(m)["transform"]["history"] == "all" for m in ("din", "embedding_mlp"))

@@ -2,7 +2,10 @@
 each other and with the Keras model on the trainer's inputs, and odd ids are scored.
 
 A tiny untrained DIN (and MFN, for its cacheable interests) over an 8-item vocabulary file; raw
-ids are the decimal strings the Transform's vocabulary holds (line i = item id i + 2).
+ids are the decimal strings the Transform's vocabulary holds (line i = item id i + 2). Raw eval
+examples carry the user's train events with their ratings (``history_ratings``); ``serving_default``
+keeps the clicked ones (the default `history: clicked`) or all of them (an export with
+`history="all"`).
 """
 
 from __future__ import annotations
@@ -41,7 +44,11 @@ def _export(root, name: str, **overrides):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    return _export(tmp_path_factory.mktemp("ctr_export"), "din")
+    """DIN exported twice: clicked histories (the default) and `history="all"`."""
+    root = tmp_path_factory.mktemp("ctr_export")
+    model, table, clicked = _export(root, "din")
+    export(model, str(root / "items"), table, H, str(root / "din_all"), history="all")
+    return model, table, clicked, tf.saved_model.load(str(root / "din_all"))
 
 
 @pytest.fixture(scope="module", params=["mfn", "mfn_no_combination"])
@@ -49,54 +56,85 @@ def exported_mfn(tmp_path_factory, request):
     return _export(tmp_path_factory.mktemp("mfn_export"), request.param)
 
 
-def _eval_example(history: list[int], items: list[int], ratings: list[float]) -> bytes:
+def _eval_example(history: list[int], history_ratings: list[float], items: list[int], ratings: list[float]) -> bytes:
     ints = lambda v: tf.train.Feature(int64_list=tf.train.Int64List(value=v))  # noqa: E731
+    floats = lambda v: tf.train.Feature(float_list=tf.train.FloatList(value=v))  # noqa: E731
     feature = {"user_id": ints([1]), "item_ids": ints(items), "history_item_ids": ints(history),
-               "ratings": tf.train.Feature(float_list=tf.train.FloatList(value=ratings))}
+               "history_ratings": floats(history_ratings), "ratings": floats(ratings)}
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-USERS = [  # raw ids; one history longer than H, one empty, unknown ids on both sides
-    {"history": [101, 205, 17, 3000, 42, 7], "items": [999, 64, 5555], "ratings": [4.0, 3.5, 5.0]},
-    {"history": [], "items": [17], "ratings": [1.0]},
-    {"history": [64, 123456], "items": [205, 101], "ratings": [4.5, 2.0]},
+USERS = [  # raw ids; more clicks than H, one empty history, one without clicks, unknown ids on both sides
+    {"history": [101, 205, 17, 3000, 42, 7, 64], "history_ratings": [5.0, 4.0, 2.0, 4.5, 4.0, 1.0, 4.0],
+     "items": [999, 64, 5555], "ratings": [4.0, 3.5, 5.0]},
+    {"history": [], "history_ratings": [], "items": [17], "ratings": [1.0]},
+    {"history": [64, 123456, 42], "history_ratings": [4.5, 4.0, 3.0], "items": [205, 101], "ratings": [4.5, 2.0]},
+    {"history": [17, 42], "history_ratings": [1.0, 3.5], "items": [7], "ratings": [4.0]},
 ]
 
 
+def _behaviours(user: dict, history: str = "clicked") -> list[int]:
+    """The user's last H behaviours (raw ids), computed here from the raw example's fields."""
+    return [i for i, r in zip(user["history"], user["history_ratings"]) if history == "all" or r >= 4.0][-H:]
+
+
+def _to_id(raw) -> int:
+    return RAW_IDS.index(str(raw)) + 2 if str(raw) in RAW_IDS else 1
+
+
+def _keras_pctr(model, table, history: list[int], targets: list[int]) -> np.ndarray:
+    """The Keras model's click probabilities on the trainer's ids."""
+    ids = [_to_id(h) for h in history] + [0] * (H - len(history))
+    x = ctr_input.to_model_inputs(tf.constant([ids] * len(targets), tf.int64),
+                                  tf.constant([_to_id(t) for t in targets], tf.int64), table, model.item_fields)
+    return tf.sigmoid(model(x, training=False)).numpy()
+
+
 def test_serving_default_scores_each_eval_item_and_labels_mark_padding(exported):
-    _, _, served = exported
+    _, _, served, _ = exported
     examples = tf.constant([_eval_example(**u) for u in USERS])
     pctr = served.signatures["serving_default"](examples=examples)["pctr"].numpy()
     clicks = served.signatures["labels"](examples=examples)["clicks"].numpy()
-    assert pctr.shape == clicks.shape == (3, 3)
-    np.testing.assert_array_equal(clicks, [[1, 0, 1], [0, -1, -1], [1, 0, -1]])
+    assert pctr.shape == clicks.shape == (4, 3)
+    np.testing.assert_array_equal(clicks, [[1, 0, 1], [0, -1, -1], [1, 0, -1], [1, -1, -1]])
     assert ((pctr > 0) & (pctr < 1))[clicks >= 0].all() and (pctr[clicks < 0] == 0).all()
 
 
-def test_pctr_equals_serving_default_and_the_keras_model(exported):
-    model, table, served = exported
-    examples = tf.constant([_eval_example(**u) for u in USERS])
-    by_user = served.signatures["serving_default"](examples=examples)["pctr"].numpy()
-    width = max(len(u["history"]) for u in USERS)
+@pytest.mark.parametrize("history", ["clicked", "all"])
+def test_served_predictions_equal_the_keras_model_on_the_behaviour_history(exported, history):
+    """serving_default keeps the last H behaviours of the raw train events (clicked ones by
+    default; a user without clicks gets an empty history), as the Transform does for the Trainer."""
+    model, table, clicked, everything = exported
+    served = clicked if history == "clicked" else everything
+    by_user = served.signatures["serving_default"](examples=tf.constant([_eval_example(**u) for u in USERS]))
+    by_user = by_user["pctr"].numpy()
     for i, user in enumerate(USERS):
-        n = len(user["items"])
-        history = [str(h) for h in user["history"]] + [""] * (width - len(user["history"]))
+        expected = _keras_pctr(model, table, _behaviours(user, history), user["items"])
+        np.testing.assert_allclose(by_user[i, : len(user["items"])], expected, rtol=1e-5, atol=1e-6)
+    assert _behaviours(USERS[0]) != _behaviours(USERS[0], "all") and not _behaviours(USERS[3])
+    # The filter matters: user 1's scores differ between the two exports.
+    other = (everything if history == "clicked" else clicked).signatures["serving_default"](
+        examples=tf.constant([_eval_example(**USERS[0])]))["pctr"].numpy()
+    assert np.abs(other[0] - by_user[0]).max() > 1e-6
+
+
+def test_pctr_on_the_clicked_history_equals_serving_default(exported):
+    """`pctr` takes the history as given: the clicked items reproduce serving_default's scores."""
+    _, _, served, _ = exported
+    by_user = served.signatures["serving_default"](examples=tf.constant([_eval_example(**u) for u in USERS]))
+    by_user = by_user["pctr"].numpy()
+    for i, user in enumerate(USERS):
+        n, history = len(user["items"]), [str(h) for h in _behaviours(user)]
+        history += [""] * (H - len(history))
         out = served.signatures["pctr"](
             user_id=tf.constant(["u"] * n), history=tf.constant([history] * n),
             target=tf.constant([str(t) for t in user["items"]]),
         )["pctr"].numpy()
         np.testing.assert_allclose(out, by_user[i, :n], rtol=1e-5, atol=1e-6)
-    # The same numbers from the Keras model on the trainer's ids (last H of the history).
-    to_id = lambda raw: RAW_IDS.index(str(raw)) + 2 if str(raw) in RAW_IDS else 1  # noqa: E731
-    hist = [to_id(h) for h in USERS[0]["history"][-H:]]
-    x = ctr_input.to_model_inputs(tf.constant([hist] * 3, tf.int64), tf.constant([to_id(t) for t in USERS[0]["items"]], tf.int64),
-                                  table, model.item_fields)
-    expected = tf.sigmoid(model(x, training=False)).numpy()
-    np.testing.assert_allclose(by_user[0], expected, rtol=1e-5, atol=1e-6)
 
 
 def test_unknown_and_empty_ids_are_scored_not_crashed(exported):
-    _, _, served = exported
+    _, _, served, _ = exported
     out = served.signatures["pctr"](
         user_id=tf.constant(["nobody", "", "x"]),
         history=tf.constant([["not-a-number", "", "101"], ["", "", ""], ["", "17", ""]]),

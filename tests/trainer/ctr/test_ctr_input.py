@@ -2,7 +2,9 @@
 
 The transformed rows are written as small GZIP TFRecords with the feature spec the Transform
 produces, so the real parsing path runs; users have histories of every length (one event,
-shorter and longer than H), unknown items (id 1) and ratings on both sides of the click rule.
+shorter and longer than H), unknown items (id 1), users who never click or click only last, and
+ratings on both sides of the click rule. Samples are checked against a plain-Python reference of
+the module docstring's rule, for both history definitions.
 """
 
 from __future__ import annotations
@@ -20,9 +22,21 @@ FIELDS = ("item", "categories", "words")
 USERS = [
     {"items": [2, 3, 4, 5, 6], "ratings": [5.0, 3.0, 4.0, 1.0, 4.5]},
     {"items": [7], "ratings": [5.0]},  # one event: no sample
-    {"items": [3, 1], "ratings": [2.0, 4.0]},  # an unknown item as target
+    {"items": [3, 1], "ratings": [2.0, 4.0]},  # an unknown item as target; clicked: no click before it
     {"items": [8, 9, 2], "ratings": [3.5, 4.0, 3.9]},
+    {"items": [2, 3, 4, 5, 6, 7, 8], "ratings": [4.0, 4.5, 5.0, 2.0, 4.0, 4.0, 1.0]},  # more clicks than H
+    {"items": [4, 5, 6], "ratings": [1.0, 2.0, 3.0]},  # never clicks
 ]
+
+
+def _reference(items: list[int], ratings: list[float], history: str) -> list[tuple[int, tuple[int, ...], float]]:
+    """(target, history, click) of every sample, by the module docstring's rule, in plain Python."""
+    out = []
+    for i, target in enumerate(items):
+        past = [item for item, r in zip(items[:i], ratings[:i]) if history == "all" or r >= 4.0][-H:]
+        if past:
+            out.append((target, tuple(past + [0] * (H - len(past))), float(ratings[i] >= 4.0)))
+    return out
 
 
 def _table() -> ctr_input.ItemTable:
@@ -54,27 +68,47 @@ SPEC = {
 }
 
 
-def _samples(user: dict) -> dict[str, np.ndarray]:
-    out = ctr_input.user_samples(tf.constant(user["items"], tf.int64), tf.constant(user["ratings"]), H)
+def _samples(user: dict, history: str = "clicked") -> dict[str, np.ndarray]:
+    out = ctr_input.user_samples(tf.constant(user["items"], tf.int64), tf.constant(user["ratings"]), H, history)
     return {k: v.numpy() for k, v in out.items()}
 
 
-def test_every_event_after_the_first_is_a_target_with_the_events_before_it():
+def _as_tuples(s: dict[str, np.ndarray]) -> list[tuple[int, tuple[int, ...], float]]:
+    return [(int(t), tuple(h), float(c)) for t, h, c in zip(s["target"], s["history"].tolist(), s["click"])]
+
+
+def test_clicked_history_is_the_clicks_before_the_target():
     s = _samples(USERS[0])
+    # Every event after the first click is a target, labelled by its own rating ...
     np.testing.assert_array_equal(s["target"], [3, 4, 5, 6])
-    # Oldest first, padded at the end, truncated to the last H events before the target.
-    np.testing.assert_array_equal(s["history"], [[2, 0, 0], [2, 3, 0], [2, 3, 4], [3, 4, 5]])
-    # click = rating >= 4; the history keeps non-clicked items (rating 3 at item 3).
     np.testing.assert_array_equal(s["click"], [0.0, 1.0, 0.0, 1.0])
+    # ... and its history holds the clicked events before it only, oldest first, padded at the end.
+    np.testing.assert_array_equal(s["history"], [[2, 0, 0], [2, 0, 0], [2, 4, 0], [2, 4, 0]])
+    # Truncated to the H most recent clicks; a non-click (item 5) never enters.
+    s = _samples(USERS[4])
+    np.testing.assert_array_equal(s["history"][-2:], [[3, 4, 6], [4, 6, 7]])
 
 
-def test_single_event_user_has_no_sample_and_unknown_items_are_kept():
-    s = _samples(USERS[1])
-    assert s["history"].shape == (0, H) and s["target"].shape == (0,)
-    s = _samples(USERS[2])
-    np.testing.assert_array_equal(s["target"], [1])
-    np.testing.assert_array_equal(s["history"], [[3, 0, 0]])
-    np.testing.assert_array_equal(s["click"], [1.0])
+def test_all_history_keeps_every_earlier_event():
+    s = _samples(USERS[0], "all")
+    np.testing.assert_array_equal(s["target"], [3, 4, 5, 6])
+    np.testing.assert_array_equal(s["history"], [[2, 0, 0], [2, 3, 0], [2, 3, 4], [3, 4, 5]])
+    np.testing.assert_array_equal(s["click"], [0.0, 1.0, 0.0, 1.0])
+    s = _samples(USERS[2], "all")  # an unknown item as a target
+    assert _as_tuples(s) == [(1, (3, 0, 0), 1.0)]
+
+
+@pytest.mark.parametrize("history", ["clicked", "all"])
+def test_samples_match_the_reference_for_every_user(history):
+    for user in USERS:
+        assert _as_tuples(_samples(user, history)) == _reference(user["items"], user["ratings"], history), user
+
+
+def test_targets_without_an_earlier_click_are_dropped():
+    for user in (USERS[1], USERS[2], USERS[5]):  # one event; no click before the last; no click at all
+        s = _samples(user)
+        assert s["history"].shape == (0, H) and s["target"].shape == (0,) and s["click"].shape == (0,)
+    assert _as_tuples(_samples(USERS[3])) == [(2, (9, 0, 0), 0.0)]  # only the event after the first click
 
 
 def test_model_inputs_follow_the_contract():
@@ -93,30 +127,38 @@ def test_model_inputs_follow_the_contract():
     assert "hist_words" not in no_words and "target_words" not in no_words
 
 
-def test_sample_counts(tmp_path):
-    counts = ctr_input.sample_counts(_write(tmp_path / "train.gz", USERS), SPEC)
-    assert counts == ctr_input.SampleCounts(users=4, single_event_users=1, events=11, samples=7, clicks=4)
-    assert "7 samples" in counts.describe() and "rating >= 4" in counts.describe()
+@pytest.mark.parametrize("history", ["clicked", "all"])
+def test_sample_counts(tmp_path, history):
+    counts = ctr_input.sample_counts(_write(tmp_path / "train.gz", USERS), SPEC, history)
+    per_user = [_reference(u["items"], u["ratings"], history) for u in USERS]
+    assert counts == ctr_input.SampleCounts(
+        users=6, users_without_samples=sum(not s for s in per_user), events=21,
+        samples=sum(map(len, per_user)), clicks=int(sum(c for s in per_user for *_, c in s)), history=history)
+    # By hand: clicked 11 samples (users 2, 3, 6 have none), all 15 (every event after a first).
+    assert (counts.samples, counts.users_without_samples) == ((11, 3) if history == "clicked" else (15, 1))
+    assert f"{counts.samples} samples" in counts.describe() and "rating >= 4" in counts.describe()
 
 
 def test_events_without_ratings_are_a_user_error(tmp_path):
     files = _write(tmp_path / "taobao.gz", [{"items": [2, 3, 4]}])
     with pytest.raises(UserError, match="ratings: 3 train events but 0 ratings"):
-        ctr_input.sample_counts(files, SPEC)
+        ctr_input.sample_counts(files, SPEC, "clicked")
 
 
-def test_training_batches_have_padding_and_every_sample(tmp_path):
+@pytest.mark.parametrize("history, samples", [("clicked", 11), ("all", 15)])
+def test_training_batches_have_padding_and_every_sample(tmp_path, history, samples):
     files = _write(tmp_path / "train.gz", USERS)
-    ds = ctr_input.training_dataset(files, SPEC, _table(), FIELDS, H, batch_size=7, seed=0, shuffle_buffer=1)
+    ds = ctr_input.training_dataset(files, SPEC, _table(), FIELDS, H, history, batch_size=samples, seed=0,
+                                    shuffle_buffer=1)
     x, y = next(iter(ds))
-    assert x["hist_item"].shape == (7, H) and y.shape == (7,)
-    pairs = sorted(zip(x["target_item"].numpy().tolist(), map(tuple, x["hist_item"].numpy().tolist())))
-    expected = sorted(
-        (int(t), tuple(h)) for u in USERS for t, h in zip(_samples(u)["target"], _samples(u)["history"].tolist())
-    )
-    assert pairs == expected  # the first pass (unshuffled here) = every sample once
-    assert float(y.numpy().sum()) == 4.0
-    assert (x["hist_mask"].numpy() == 0).any()  # padding in the batch
+    assert x["hist_item"].shape == (samples, H) and y.shape == (samples,)
+    rows = sorted(zip(x["target_item"].numpy().tolist(), map(tuple, x["hist_item"].numpy().tolist()),
+                      y.numpy().tolist()))
+    expected = sorted(s for u in USERS for s in _reference(u["items"], u["ratings"], history))
+    assert rows == expected  # the first pass (unshuffled here) = every sample once
+    mask = x["hist_mask"].numpy()
+    assert (mask == 0).any() and mask[:, 0].all()  # padding in the batch, never an empty history
+    np.testing.assert_array_equal(mask, x["hist_item"].numpy() != 0)
 
 
 def test_evaluation_scores_eval_events_against_the_train_history(tmp_path):
