@@ -22,7 +22,8 @@ id the same way) and the item table, so that serving takes raw ids:
 MFN (and its ablations) also exports its cacheable user side (`signatures.CACHED_INTERESTS`):
 
 * ``encode_user(user_id, history)`` → ``interests`` ``[B, D]``, `MFN.encode_user` over the same
-  last H history ids as ``pctr``;
+  last H history ids as ``pctr`` (taken as given, so the caller passes the user's clicked items,
+  as for ``pctr``);
 * ``pctr_from_interests(interests, candidates)`` → ``pctr`` ``[B, N]``: N candidate ids per row
   scored against that row's cached interests (`MFN.score`); ``""`` candidates score 0.
 
