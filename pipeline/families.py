@@ -200,8 +200,9 @@ _BASELINES = ("mind", "comirec_sa", "transformer_rec")
 CTR = Family(
     name="ctr",
     task="click-through rate (behaviour sequences)",
-    # Taobao: every behaviour is a click, with sampled negatives (components/ingest/negatives.py).
-    datasets=("synthetic", "movielens", "taobao"),
+    # Taobao: every behaviour is a click, with sampled negatives (components/ingest/negatives.py);
+    # MIND: clicked and shown-not-clicked articles of impressions (docs/ctr.md, "MIND").
+    datasets=("synthetic", "movielens", "taobao", "mind"),
     example_gen="components.ingest.sequence_example_gen.example_gen",
     prepare_data="trainer.ctr.config.prepare_data",
     source_options=("negatives_per_click",),
@@ -274,8 +275,9 @@ def prec_at_k_metrics(ks: tuple[int, ...]) -> dict[str, tuple[str, dict[str, Any
 
 TAGS = Family(
     name="tags",
-    task="user-tag profiling (MovieLens ratings + tags)",
-    datasets=("synthetic", "movielens"),
+    task="user-tag profiling (MovieLens ratings + tags, MIND news tags)",
+    # MIND: UTPM's news setting, article tags = sub-categories or entities (docs/tags.md, "MIND").
+    datasets=("synthetic", "movielens", "mind"),
     example_gen="components.ingest.sequence_example_gen.example_gen",
     prepare_data="components.ingest.sequence_example_gen.prepare_data",
     schema="tags.pbtxt",
@@ -287,13 +289,13 @@ TAGS = Family(
     training_config="trainer.tags.config.TagsTrainingConfig",
     models="trainer.tags.models.MODELS",
     # One TFMA example = one eval user; Prec@K over the user's history tags and over all tags,
-    # at UTPM's MovieLens cut-offs (docs/tags.md). News data will name {1, 5, 10, 20, 50} in
-    # `dataset_metrics` when the family reads MIND.
+    # at UTPM's MovieLens cut-offs (docs/tags.md), and at its news cut-offs on MIND.
     metrics=prec_at_k_metrics((1, 2, 3)),
+    dataset_metrics={"mind": prec_at_k_metrics((1, 5, 10, 20, 50))},
     label_key="clicked_tags",
     prediction_key="tag_scores",
     label_signature="labels",
-    source_options=("tags_dir",),
+    source_options=("tags_dir", "news_tags"),
     # Floor on history-tag ranking. tags-tiny: a random history tag gives Prec@1 0.388 (a random
     # tag 0.107), YouTube-DNN 0.605 (docs/tags.md, "Floors").
     default_min_value={"prec@1": 0.5},

@@ -24,7 +24,7 @@ from typing import Any
 import apache_beam as beam
 import tensorflow as tf
 
-from components.ingest import movielens, negatives, taobao
+from components.ingest import mind, movielens, negatives, taobao
 from components.ingest import sequence_examples as ex
 from components.ingest.example_gen_utils import WriteSplit
 from components.ingest.report import IngestReport
@@ -35,7 +35,7 @@ Reader = Callable[[str, IngestReport], Iterator[Any]]
 
 
 class _ReadFile(beam.DoFn):
-    """Runs an ingest reader (`movielens.read_*`, `taobao.read_behaviors`) over one file.
+    """Runs an ingest reader (`movielens.read_*`, `taobao.read_behaviors`, `mind.read_*`) over one file.
 
     Yields (position, row) with the row's position among the file's kept rows, which breaks
     time ties in file order after grouping, and then the reader's report (file counts,
@@ -251,6 +251,58 @@ def taobao_graph(pipeline: beam.Pipeline, path: str, negatives_per_click: int, u
               ex.ITEMS_IN_SEVERAL_CATEGORIES]
     seeded += [ex.SAMPLED_NEGATIVES, ex.CLICKS_WITHOUT_NEGATIVES] if negatives_per_click > 0 else []
     write_report_parts(pipeline, [read_report], [users_out[COUNTS], items_out[COUNTS]], seeded, report_path)
+
+
+# --- MIND ----------------------------------------------------------------------------------
+
+
+def _news_item(element: tuple[int, list[tuple[int, mind.NewsArticle]]], news_tags: str) -> Iterator[Any]:
+    """One catalog row per numeric news id: the first news.tsv row of that id."""
+    _, rows = element
+    yield from _counts({ex.ITEMS_IN_CATALOG: 1, ex.NEWS_ID_COLLISIONS: len(rows) - 1})
+    yield beam.pvalue.TaggedOutput(ex.ITEMS, ex.news_item_example(_by_position(rows), news_tags).SerializeToString())
+
+
+def _mind_user(element: tuple[str, list[tuple[int, mind.Impression]]], known: set[int]) -> Iterator[Any]:
+    user, impressions = element
+    train, eval_, counts = ex.mind_user_examples(user, impressions, known)
+    if train is None:
+        yield from _counts(counts)
+    else:
+        yield from _emit(train, eval_, counts)
+
+
+def mind_graph(pipeline: beam.Pipeline, files: mind.MindFiles, news_tags: str, uri: str, report_path: str) -> None:
+    """Adds the MIND ExampleGen to `pipeline` (see `movielens_graph` for the arguments).
+
+    Impressions are grouped per user (`sequence_examples.mind_user_examples` builds the
+    sequences); the catalog is one row per numeric news id (`news_tags`: what its ``tags``
+    are). The numeric ids of the catalog reach the user workers as a side input (a set: 161k
+    ints for MIND-large), so ids missing from news.tsv are counted without a join.
+    """
+    impressions, behavior_report = pipeline | "Behaviors" >> ReadRows(mind.read_behaviors, str(files.behaviors), 0)
+    news, news_report = pipeline | "News" >> ReadRows(mind.read_news, str(files.news), 1)
+    by_id = (
+        news
+        | "NewsById" >> beam.Map(lambda pr: (ex.mind_numeric_id(pr[1].news_id), pr))
+        | "GroupByNews" >> beam.GroupByKey()
+    )
+    items_out = by_id | "Catalog" >> beam.FlatMap(_news_item, news_tags).with_outputs(ex.ITEMS, COUNTS)
+    known = beam.pvalue.AsSingleton(by_id | "NewsIds" >> beam.Keys() | "KnownIds" >> beam.combiners.ToSet())
+    users_out = (
+        impressions
+        | "ImpressionsByUser" >> beam.Map(lambda pr: (pr[1].user_id, pr))
+        | "GroupByUser" >> beam.GroupByKey()
+        | "UserSequences" >> beam.FlatMap(_mind_user, known).with_outputs(ex.TRAIN, ex.EVAL, COUNTS)
+    )
+    for split, records in ((ex.TRAIN, users_out[ex.TRAIN]), (ex.EVAL, users_out[ex.EVAL]), (ex.ITEMS, items_out[ex.ITEMS])):
+        records | f"Write[{split}]" >> WriteSplit(uri, split)
+    seeded = [ex.USERS, ex.USERS_WITHOUT_EVAL_IMPRESSION, ex.USERS_WITHOUT_EVENTS, ex.TRAIN_EVENTS, ex.EVAL_EVENTS,
+              ex.HISTORY_CLICKS, ex.HISTORY_CLICKS_MISSING, ex.DUPLICATE_HISTORY_CLICKS, ex.LATER_HISTORY_IDS,
+              ex.SHOWN_ARTICLES, ex.SHOWN_CLICKS, ex.SHOWN_ARTICLES_MISSING, ex.UNLABELLED_ARTICLES,
+              ex.ITEMS_IN_CATALOG, ex.NEWS_ID_COLLISIONS]
+    write_report_parts(pipeline, [behavior_report, news_report], [users_out[COUNTS], items_out[COUNTS]], seeded,
+                       report_path)
 
 
 # --- The report ----------------------------------------------------------------------------

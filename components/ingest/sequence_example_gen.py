@@ -1,4 +1,5 @@
-"""MovieLensExampleGen and TaobaoExampleGen: TFX ExampleGens for user behaviour sequences.
+"""MovieLensExampleGen, TaobaoExampleGen and MindSequenceExampleGen: TFX ExampleGens for user
+behaviour sequences.
 
 The layout mirrors MindExampleGen's (docs/architecture.md): ids travel in the sequences and
 content lives once in a catalog split, so an item's title or tags are never copied per user.
@@ -12,12 +13,14 @@ One Examples artifact holds three splits:
   example is everything a model and TFMA need to score that user's later events against the
   history before them (the Evaluator reads raw eval examples one at a time). Every train event
   of a user precedes (or ties with) every eval event; a user with one event has no eval example.
-* ``items``: the catalog, one tf.Example per movie (MovieLens) or item (Taobao: the item's
-  most frequent category).
+* ``items``: the catalog, one tf.Example per movie (MovieLens), item (Taobao: the item's
+  most frequent category) or article (MIND's news.tsv).
 
 The features are listed in `sequence_examples`. Taobao behaviours are all clicks (rating 5)
 and each click is followed by `negatives_per_click` sampled items the user never interacted
-with (rating 0; the DIN/MFN protocol, `negatives`).
+with (rating 0; the DIN/MFN protocol, `negatives`). MIND impressions give clicked (rating 5)
+and shown-not-clicked (rating 0) articles, after the clicks of the user's history column; an
+impression is never cut by the split (`sequence_examples.mind_user_examples`).
 
 Events whose item is missing from the catalog are kept in the sequences (Transform maps an
 unknown id to the reserved unknown index) and counted, as are malformed rows (with
@@ -48,15 +51,17 @@ from tfx.dsl.components.base import base_beam_component, base_beam_executor, exe
 from tfx.types import component_spec, standard_artifacts
 
 from components.errors import UserError
-from components.ingest import movielens, sequence_beam
+from components.ingest import mind, movielens, sequence_beam
 from components.ingest.example_gen_utils import prepare_examples, write_report
 from components.ingest.report import DatasetError, IngestReport
-from components.ingest.sequence_examples import SPLITS
+from components.ingest.sequence_examples import NEWS_TAGS, SPLITS
 
 REPORT_PARTS = "_ingest_report_parts.json"
 """The Beam pipeline's report in the artifact directory, read back and removed by the executor."""
 DEFAULT_NEGATIVES_PER_CLICK = 1
 """Sampled negatives per Taobao click (DIN and MFN sample one per positive on Taobao)."""
+DEFAULT_NEWS_TAGS = NEWS_TAGS[0]
+"""MIND articles' tags: their sub-category (every article has one; entities are an option)."""
 
 
 def find_behavior_file(input_base: str | os.PathLike[str]) -> pathlib.Path:
@@ -133,6 +138,17 @@ class TaobaoExecutor(_SequenceExecutor):
         sequence_beam.taobao_graph(pipeline, str(path), int(negatives_per_click), uri, report_path)
 
 
+class MindSequenceExecutor(_SequenceExecutor):
+    """Executor of MindSequenceExampleGen."""
+
+    def _add_graph(self, pipeline: beam.Pipeline, exec_properties: dict[str, Any], uri: str, report_path: str) -> None:
+        files = mind.find_mind_files(exec_properties["input_base"])
+        _check_first_row(mind.read_behaviors, files.behaviors)
+        _check_first_row(mind.read_news, files.news)
+        news_tags = exec_properties.get("news_tags") or DEFAULT_NEWS_TAGS
+        sequence_beam.mind_graph(pipeline, files, news_tags, uri, report_path)
+
+
 class MovieLensExampleGenSpec(component_spec.ComponentSpec):
     PARAMETERS = {
         "input_base": component_spec.ExecutionParameter(type=str),
@@ -146,6 +162,15 @@ class TaobaoExampleGenSpec(component_spec.ComponentSpec):
     PARAMETERS = {
         "input_base": component_spec.ExecutionParameter(type=str),
         "negatives_per_click": component_spec.ExecutionParameter(type=int, optional=True),
+    }
+    INPUTS: dict = {}
+    OUTPUTS = {"examples": component_spec.ChannelParameter(type=standard_artifacts.Examples)}
+
+
+class MindSequenceExampleGenSpec(component_spec.ComponentSpec):
+    PARAMETERS = {
+        "input_base": component_spec.ExecutionParameter(type=str),
+        "news_tags": component_spec.ExecutionParameter(type=str, optional=True),
     }
     INPUTS: dict = {}
     OUTPUTS = {"examples": component_spec.ChannelParameter(type=standard_artifacts.Examples)}
@@ -194,6 +219,28 @@ class TaobaoExampleGen(base_beam_component.BaseBeamComponent):
         )
 
 
+class MindSequenceExampleGen(base_beam_component.BaseBeamComponent):
+    """ExampleGen for MIND-format data as behaviour sequences (CTR and tags families): per-user
+    clicked and shown-not-clicked articles, and the news catalog."""
+
+    SPEC_CLASS = MindSequenceExampleGenSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(MindSequenceExecutor)
+
+    def __init__(self, input_base: str, news_tags: str = "subcategory"):
+        """Args:
+        input_base: A MIND split directory (``behaviors.tsv``, ``news.tsv``).
+        news_tags: What an article's ``tags`` are: ``subcategory`` or ``entities``
+            (`sequence_examples.NEWS_TAGS`).
+        """
+        super().__init__(
+            spec=MindSequenceExampleGenSpec(
+                input_base=input_base,
+                news_tags=news_tags,
+                examples=types.Channel(type=standard_artifacts.Examples),
+            )
+        )
+
+
 # --- Families --------------------------------------------------------------------------------
 
 
@@ -218,19 +265,47 @@ def negatives_option(dataset: str, value: str | int | None) -> int:
     return count
 
 
+def news_tags_option(dataset: str, value: str | None) -> str:
+    """The `news_tags` source option (MIND: what an article's tags are; the default when unset).
+
+    Raises:
+        UserError: For a value outside `NEWS_TAGS`, or one set for a source other than MIND.
+    """
+    field = "source_options.news_tags"
+    if value is None:
+        return DEFAULT_NEWS_TAGS
+    if dataset != "mind":
+        raise UserError(f"{field}: only MIND articles have news tags; {dataset!r} has its own tags")
+    if value not in NEWS_TAGS:
+        raise UserError(f"{field}: {value!r} is not one of {', '.join(NEWS_TAGS)}")
+    return value
+
+
+def _check_options(dataset: str, tags_dir: str | None, negatives_per_click: str | int | None,
+                   news_tags: str | None) -> tuple[int, str]:
+    """The checked source options: (negatives per click, news tags)."""
+    if tags_dir and dataset == "mind":
+        raise UserError("source_options.tags_dir: MIND articles take their tags from news.tsv (see news_tags)")
+    return negatives_option(dataset, negatives_per_click), news_tags_option(dataset, news_tags)
+
+
 def example_gen(
-    dataset: str, data_dir: str, tags_dir: str | None = None, negatives_per_click: str | int | None = None
+    dataset: str, data_dir: str, tags_dir: str | None = None, negatives_per_click: str | int | None = None,
+    news_tags: str | None = None,
 ) -> base_beam_component.BaseBeamComponent:
     """The ExampleGen of a behaviour-sequence family (`pipeline/families.py`: CTR, tags).
 
     `synthetic` data is generated in the ml-latest-small format, so it and `movielens` share
-    MovieLensExampleGen; `taobao` reads UserBehavior. `tags_dir`: a directory whose tags file
-    replaces the release's (ml-10m's tags for ml-1m ratings); `negatives_per_click`: Taobao's
-    sampled negatives per click (`negatives_option`).
+    MovieLensExampleGen; `taobao` reads UserBehavior; `mind` reads a MIND directory.
+    `tags_dir`: a directory whose tags file replaces the release's (ml-10m's tags for ml-1m
+    ratings); `negatives_per_click`: Taobao's sampled negatives per click (`negatives_option`);
+    `news_tags`: MIND's article tags (`news_tags_option`).
     """
-    count = negatives_option(dataset, negatives_per_click)
+    count, tags = _check_options(dataset, tags_dir, negatives_per_click, news_tags)
     if dataset == "taobao":
         return TaobaoExampleGen(input_base=data_dir, negatives_per_click=count)
+    if dataset == "mind":
+        return MindSequenceExampleGen(input_base=data_dir, news_tags=tags)
     return MovieLensExampleGen(input_base=data_dir, tags_dir=tags_dir)
 
 
@@ -241,13 +316,17 @@ def prepare_data(
     out: TextIO,
     tags_dir: str | None = None,
     negatives_per_click: str | int | None = None,
+    news_tags: str | None = None,
 ) -> None:
     """Generates the synthetic MovieLens-format set on first use; checks a real directory and
     the source options now, so a mistake is reported before the run starts rather than
-    minutes into it."""
-    negatives_option(dataset, negatives_per_click)
+    minutes into it. (Synthetic MIND-format data: `usermodel data generate mind`.)"""
+    _check_options(dataset, tags_dir, negatives_per_click, news_tags)
     if dataset == "taobao":
         find_behavior_file(data_dir)
+        return
+    if dataset == "mind":
+        mind.find_mind_files(data_dir)
         return
     if tags_dir:
         movielens.find_tags_file(tags_dir)

@@ -109,6 +109,37 @@ def split_sequence(ordered: Sequence[_E], train_fraction: float = 0.8) -> tuple[
     return list(ordered[:n_train]), list(ordered[n_train:])
 
 
+def split_whole_units(sizes: Sequence[int], train_fraction: float = 0.8) -> int:
+    """How many leading units of a user's events go to train when units must not be cut.
+
+    A unit is a run of events that stays whole (a MIND impression: its shown articles were seen
+    at one moment, so a model must never be trained on some of them and scored on the others).
+    The plain rule (`split_sequence`) would send the first `max(1, floor(n * train_fraction))`
+    of the n events to train; here the cut moves back to the start of the unit holding the
+    first eval event, and at least the first unit goes to train. Rounding down (not to the
+    nearest boundary) keeps an eval part for a user whose last unit is large, e.g. a history
+    followed by one impression: the history trains, the impression is scored.
+
+    Args:
+        sizes: Events per unit, oldest unit first; each at least 1.
+        train_fraction: As in `split_sequence`.
+
+    Returns:
+        The number of units that go to train (all of them when nothing is left for eval).
+
+    Raises:
+        ValueError: When `train_fraction` is not in (0, 1].
+    """
+    _check_fraction(train_fraction)
+    cut = max(1, math.floor(sum(sizes) * train_fraction + 1e-9))
+    start = 0
+    for unit, size in enumerate(sizes):
+        if start + size > cut:
+            return max(unit, 1)
+        start += size
+    return len(sizes)
+
+
 def _check_fraction(train_fraction: float) -> None:
     if not 0.0 < train_fraction <= 1.0:
         raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")

@@ -29,10 +29,11 @@ HISTORIES = ("clicked", "all")
   the two can be compared.
 """
 
-WIRED_DATASETS = ("synthetic", "movielens", "taobao")
+WIRED_DATASETS = ("synthetic", "movielens", "taobao", "mind")
 """Sources the CTR family trains on. Taobao has no ratings: its ExampleGen gives every behaviour
 rating 5 (a click under `CLICK_RATING`) and adds sampled negatives with rating 0
-(`components/ingest/negatives.py`; source option `negatives_per_click`)."""
+(`components/ingest/negatives.py`; source option `negatives_per_click`). MIND's clicked articles
+get rating 5 and its shown-not-clicked ones rating 0 (`components/ingest/sequence_examples.py`)."""
 
 
 @dataclasses.dataclass

@@ -21,8 +21,8 @@ def test_taobao_is_wired_and_its_negatives_option_checked_before_the_run(tmp_pat
         prepare_data("taobao", str(tmp_path), "tiny", io.StringIO(), negatives_per_click="x")
     with pytest.raises(UserError, match="families.ctr.source_options.negatives_per_click: only Taobao"):
         prepare_data("movielens", str(tmp_path), "tiny", io.StringIO(), negatives_per_click="1")
-    with pytest.raises(UserError, match="families.ctr.dataset: 'mind' is not wired"):
-        prepare_data("mind", str(tmp_path), "tiny", io.StringIO())
+    with pytest.raises(UserError, match="families.ctr.dataset: 'criteo' is not wired"):
+        prepare_data("criteo", str(tmp_path), "tiny", io.StringIO())
 
 
 def test_transform_config_rejects_non_positive_sizes():
