@@ -79,7 +79,8 @@ def build_model(cfg: CTRTrainingConfig, sizes: dict[str, int]) -> keras.Model:
     `trainer/ctr/centers.py`), whose widths set `fixed_dim` and `word_dim`.
 
     Raises:
-        UserError: MFN with pretraining but no centers artifact, or centers for another K.
+        UserError: MFN with pretraining but no centers artifact, or centers for another K or
+            for a fine level of other data (words vs item ids).
     """
     _, model_class = MODELS[cfg.model]
     config = MODELS.make_config(cfg.model, cfg.model_config, **sizes)
@@ -98,9 +99,16 @@ def build_model(cfg: CTRTrainingConfig, sizes: dict[str, int]) -> keras.Model:
     widths = {"fixed_dim": int(fixed["item"].shape[1])}
     if "words" in fixed:
         widths["word_dim"] = int(fixed["words"].shape[1])
-    elif FINE in config.levels:
-        loop.PROGRESS.warning("%s: the centers artifact has no word level; the fine level keeps random fixed "
-                              "word vectors and centers", cfg.model)
+    # The fine level reads words, or the item id alone on data without words (fixed: `item`).
+    fine_width = widths.get("word_dim") if config.fine_field == "words" else widths["fixed_dim"]
+    if FINE not in centers:
+        loop.PROGRESS.warning("%s: the centers artifact has no fine level; the fine level (%s) keeps random "
+                              "centers%s", cfg.model, config.fine_field,
+                              " and fixed word vectors" if config.fine_field == "words" else "")
+    elif centers[FINE].shape[1] != fine_width:
+        raise UserError(f"{cfg.model}: the centers artifact {uri} has fine centers of width {centers[FINE].shape[1]}, "
+                        f"the model's fine level reads {config.fine_field} ({fine_width}-d fixed vectors): an "
+                        "artifact of other data")
     config = dataclasses.replace(config, **widths)
     loop.PROGRESS.info("%s: fixed tables %s and centers %s from %s", cfg.model,
                        {k: v.shape for k, v in fixed.items()}, {k: v.shape for k, v in centers.items()}, uri)
