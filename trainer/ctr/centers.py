@@ -49,7 +49,7 @@ from trainer.ctr import preprocessing as ctr_preprocessing
 from trainer.ctr.config import CTRTransformConfig
 from trainer.ctr.models.interests import CenterFitConfig, fit_interest_centers, initial_centers, interest_loss
 from trainer.ctr.models.mfn import CATEGORY, FINE, fixed_behaviours
-from trainer.ctr.preprocessing import WORD_VOCAB
+from trainer.ctr.preprocessing import WORD_VOCAB, has_words
 
 CENTERS_FILE = "centers.npz"
 SUMMARY_FILE = "centers.json"
@@ -121,12 +121,6 @@ def word_table(tft_output: tft.TFTransformOutput, source: str, seed: int) -> np.
         return None
     LOG.info("interest centers: %s vectors for %d of %d words", source, vectors.found, vectors.total)
     return vectors.matrix
-
-
-def has_words(tft_output: tft.TFTransformOutput) -> bool:
-    """Whether the data have title words (the Transform's word vocabulary is not empty), as
-    `run.model_sizes` decides `vocab_size`."""
-    return bool(tft_output.vocabulary_size_by_name(WORD_VOCAB))
 
 
 def user_histories(files: list[str], feature_spec: ctr_input.FeatureSpec, transform: CTRTransformConfig,

@@ -29,7 +29,7 @@ from trainer.ctr import input as ctr_input
 from trainer.ctr.config import CTRTrainingConfig, CTRTransformConfig
 from trainer.ctr.models import MFN, MODELS
 from trainer.ctr.models.mfn import FINE
-from trainer.ctr.preprocessing import CATEGORY_VOCAB, ITEM_VOCAB, WORD_VOCAB
+from trainer.ctr.preprocessing import CATEGORY_VOCAB, ITEM_VOCAB, WORD_VOCAB, has_words
 from trainer.transform_ops import table_size
 
 
@@ -52,12 +52,12 @@ class CTRData(loop.TrainingData):
 
 
 def model_sizes(tft_output: tft.TFTransformOutput) -> dict[str, int]:
-    """Table sizes of the CTR models; ``vocab_size`` 0 when the catalog has no titles."""
-    words = tft_output.vocabulary_size_by_name(WORD_VOCAB)
+    """Table sizes of the CTR models; ``vocab_size`` 0 when the catalog has no title words
+    (`preprocessing.has_words`: tf.Transform's dummy entry of an empty vocabulary is no word)."""
     return {
         "num_items": table_size(tft_output, ITEM_VOCAB),
         "num_categories": table_size(tft_output, CATEGORY_VOCAB),
-        "vocab_size": table_size(tft_output, WORD_VOCAB) if words else 0,
+        "vocab_size": table_size(tft_output, WORD_VOCAB) if has_words(tft_output) else 0,
     }
 
 
