@@ -9,8 +9,10 @@ user's behaviours, one row per interest:
   1 over the K centers). Interest k's **center** `C_k` is shown by its nearest catalogue entries
   in the space P is computed in: at the category level the items whose fixed vectors (item ⊕
   mean category, `mfn.fixed_behaviours`) have the largest logit `E_i · C_k`, at the fine level
-  the title words whose fixed vectors do. The logit, not P, ranks them: P normalises each item
-  over the centers, so many items tie at P ≈ 1 and the order says nothing.
+  the title words whose fixed vectors do (without words, Taobao: the items again, by their
+  item-id vector alone, the fine level's substitute). The logit, not P, ranks them: P
+  normalises each item over the centers, so many items tie at P ≈ 1 and the order says
+  nothing.
 * **combination interests** (eqs. 6-7): the structured attention `A`; row k is A's row k, a
   distribution over the history items. These interests have no center (W₁, W₂ are learned), so
   the table shows their most attended items instead.
@@ -49,7 +51,8 @@ class InterestRow:
     """`similarity` (eqs. 4-5, has a center) or `combination` (eqs. 6-7, no center)."""
     index: int
     center: list[str]
-    """Nearest items (category level) or words (fine level) of the center; empty for combination."""
+    """Nearest items (category level; fine level without words) or words (fine level) of the
+    center; empty for combination."""
     weights: np.ndarray
     """`[n]` over the user's real history items: P's column (similarity) or A's row (combination)."""
 
@@ -108,11 +111,12 @@ def _catalogue_inputs(table_fields: dict[str, np.ndarray], fields: Sequence[str]
 
 def _center_space(model, level: str, catalogue: dict[str, np.ndarray]) -> tuple[np.ndarray, int]:
     """The vectors P compares with level `level`'s centers, one per candidate entry, and the id
-    of the first entry: catalogue items (category level; ids from 2) or words (fine level; the
-    word table's rows, ids from 2), fixed vectors with pretraining, trainable ones without."""
+    of the first entry: catalogue items (category level, and the fine level without words; ids
+    from 2) or words (fine level; the word table's rows, ids from 2), fixed vectors with
+    pretraining, trainable ones without."""
     from trainer.ctr.models.mfn import CATEGORY
 
-    if level == CATEGORY:
+    if level == CATEGORY or model.config.fine_field == "item":
         vectors = model._fixed_behaviours(catalogue) if model.config.use_pretrain else model._split(
             model._embed(catalogue, "hist"))
         return _np(vectors[level])[0], 2
@@ -148,7 +152,7 @@ def explain_user(model, inputs: dict[str, np.ndarray], table_fields: dict[str, n
     for level in model.config.levels:
         space, first = _center_space(model, level, catalogue)
         logits = space @ _np(model.centers[level]).T  # [entries, K], eq. 1's logits
-        names = item_labels if level == CATEGORY else words
+        names = item_labels if level == CATEGORY or model.config.fine_field == "item" else words
         p = _np(parts[level]["assignment"])[0][mask]  # [n, K]
         for k in range(model.config.num_interests):
             nearest = np.argsort(-logits[:, k], kind="stable")[:top] + first

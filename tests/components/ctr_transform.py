@@ -7,7 +7,8 @@ Eval rows are built as the sequence ExampleGen builds them: the user's later eve
 train events again as `history_item_ids` / `history_ratings`; user 5's only train event is not
 a click, so with `history: clicked` that user's eval history is empty.
 
-Titles use real English words (GloVe knows them) and one made-up word (GloVe does not).
+Titles use real English words (GloVe knows them) and one made-up word (GloVe does not). The
+same rows without titles (`words=False`) are data as Taobao's: item and category, no words.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def row(**values) -> dict:
 
 
 CATALOG = [row(item_id=[i], title=[TITLES[i]], genres=GENRES[i]) for i in TITLES]
+CATALOG_NO_WORDS = [row(item_id=[i], genres=GENRES[i]) for i in TITLES]
 TRAIN = [row(user_id=[u], item_ids=items, timestamps=list(range(len(items))), ratings=ratings)
          for u, (items, ratings) in SEQUENCES.items()]
 EVAL = [row(user_id=[u], item_ids=[20, 99], timestamps=[100, 101], ratings=[4.0, 2.0],
@@ -67,28 +69,30 @@ EVAL = [row(user_id=[u], item_ids=[20, 99], timestamps=[100, 101], ratings=[4.0,
         for u, (items, ratings) in SEQUENCES.items()]
 
 
-@functools.lru_cache(maxsize=2)
-def run_transform(history: str = "clicked") -> tuple[str, dict[str, list[dict]]]:
+@functools.lru_cache(maxsize=3)
+def run_transform(history: str = "clicked", words: bool = True) -> tuple[str, dict[str, list[dict]]]:
     """The Transform graph directory and the transformed rows by split, with `TRANSFORM` and
-    the given `history` definition."""
+    the given `history` definition; `words=False`: the catalog without titles."""
+    catalog = CATALOG if words else CATALOG_NO_WORDS
     graph = os.path.join(tempfile.mkdtemp(), "transform_graph")
     config = {**TRANSFORM, "history": history}
     with tft_beam.Context(temp_dir=tempfile.mkdtemp()):
-        (transformed, _), transform_fn = (CATALOG + TRAIN + EVAL, tft.DatasetMetadata(schema())) | (
+        (transformed, _), transform_fn = (catalog + TRAIN + EVAL, tft.DatasetMetadata(schema())) | (
             tft_beam.AnalyzeAndTransformDataset(functools.partial(preprocessing_fn, custom_config=config)))
         _ = transform_fn | tft_beam.WriteTransformFn(graph)
     metadata_io.write_metadata(tft.DatasetMetadata(schema()), os.path.join(graph, tft.TFTransformOutput.RAW_METADATA_DIR))
-    ends = np.cumsum([len(CATALOG), len(TRAIN), len(EVAL)])
+    ends = np.cumsum([len(catalog), len(TRAIN), len(EVAL)])
     return graph, {"items": transformed[: ends[0]], "train": transformed[ends[0]: ends[1]],
                    "eval": transformed[ends[1]:]}
 
 
-@functools.lru_cache(maxsize=1)
-def artifacts() -> dict[str, str]:
+@functools.lru_cache(maxsize=2)
+def artifacts(words: bool = True) -> dict[str, str]:
     """URIs: `transform_graph`, `examples` (transformed; splits train, items, eval), `model` (a
-    TFX Model artifact directory with `Format-Serving`); the default `history: clicked`."""
+    TFX Model artifact directory with `Format-Serving`); the default `history: clicked`;
+    `words=False`: the catalog without titles."""
     root = tempfile.mkdtemp()
-    graph, transformed = run_transform()
+    graph, transformed = run_transform(words=words)
     tft_output = tft.TFTransformOutput(graph)
     coder = tft.coders.ExampleProtoCoder(tft_output.transformed_metadata.schema)
     examples = os.path.join(root, "examples")

@@ -23,6 +23,7 @@ from trainer.ctr import export as ctr_export
 from trainer.ctr import input as ctr_input
 from trainer.ctr import run as ctr_run
 from trainer.ctr.config import CLICK_RATING, CTRTrainingConfig, CTRTransformConfig
+from trainer.ctr.models.interests import CenterFitConfig, fit_interest_centers
 from trainer.ctr.preprocessing import ITEM_VOCAB, WORD_VOCAB
 
 K = 4  # MFNConfig.num_interests
@@ -36,9 +37,9 @@ def _artifact(cls, uri, **properties):
     return artifact
 
 
-def run_executor(out_dir: str, seed: int) -> str:
-    """The component's executor, as TFX calls it."""
-    uris = artifacts()
+def run_executor(out_dir: str, seed: int, words: bool = True) -> str:
+    """The component's executor, as TFX calls it (`words=False`: on the data without titles)."""
+    uris = artifacts(words)
     inputs = {
         "transformed_examples": [_artifact(standard_artifacts.Examples, uris["examples"],
                                            split_names='["train", "items"]')],
@@ -162,6 +163,72 @@ def test_other_centers_artifact_gives_other_predictions(centers_dirs, tmp_path):
     x, _, _ = _inputs(models[0])
     first, second = (keras.ops.convert_to_numpy(m(x)) for m in models)
     assert np.abs(first - second).max() > 1e-6
+
+
+@pytest.fixture(scope="module")
+def no_words_dirs(tmp_path_factory):
+    """Centers of the data without titles (Taobao-like), two Algorithm 1 seeds."""
+    root = tmp_path_factory.mktemp("centers_no_words")
+    return run_executor(str(root / "a"), 0, words=False), run_executor(str(root / "b"), 1, words=False)
+
+
+def _no_words_sizes() -> dict:
+    return ctr_run.model_sizes(tft.TFTransformOutput(artifacts(False)["transform_graph"]))
+
+
+def test_without_words_the_fine_level_is_fitted_on_the_auxiliary_item_vectors(no_words_dirs):
+    """No words in the data: no `words` table, and `fine` [K, d] is Algorithm 1 over the
+    auxiliary model's item vectors of the users' histories (the substitute)."""
+    uris = artifacts(False)
+    tft_output = tft.TFTransformOutput(uris["transform_graph"])
+    assert _no_words_sizes()["vocab_size"] == 0
+    fixed, centers = ctr_centers.load(no_words_dirs[0])
+    assert set(fixed) == {"item", "categories"} and set(centers) == {"category", "fine"}
+    assert centers["category"].shape == (K, 16) and centers["fine"].shape == (K, 8)
+    summary = json.loads(open(os.path.join(no_words_dirs[0], ctr_centers.SUMMARY_FILE)).read())
+    assert summary["levels"]["fine"]["reads"] == "item" and summary["levels"]["category"]["reads"] == "item, categories"
+    for level in ("category", "fine"):
+        assert summary["levels"][level]["loss_end"] < summary["levels"][level]["loss_start"], level
+    # The same fit, redone here from the item vectors of the same histories, gives the same centers.
+    files = tf.io.gfile.glob(os.path.join(uris["examples"], "Split-train", "*"))
+    histories, _ = ctr_centers.user_histories(files, tft_output.transformed_feature_spec(),
+                                              CTRTransformConfig.from_dict(TRANSFORM), 1000, 0)
+    vectors, mask = ctr_centers.behaviour_vectors(fixed, histories, item_table(tft_output, uris["examples"]), "item")
+    np.testing.assert_allclose(vectors["fine"][mask > 0], fixed["item"][histories[mask > 0]], rtol=1e-6)
+    refit = fit_interest_centers(vectors["fine"], mask, CenterFitConfig(K, steps=60, batch_size=4, learning_rate=0.05))
+    np.testing.assert_allclose(centers["fine"], refit, rtol=1e-5, atol=1e-6)
+
+
+def test_without_words_the_trainer_reads_the_fine_centers_from_the_artifact(no_words_dirs, tmp_path):
+    """The fine level's centers reach MFN's Trainer hook: the same artifact with only the fine
+    centers of another seed gives other predictions; a words artifact is refused."""
+    fixed, centers_a = ctr_centers.load(no_words_dirs[0])
+    _, centers_b = ctr_centers.load(no_words_dirs[1])
+    assert np.abs(centers_a["fine"] - centers_b["fine"]).max() > 1e-3
+    other = tmp_path / "other_fine.npz"
+    np.savez(other, **fixed, category=centers_a["category"], fine=centers_b["fine"])
+    models = []
+    for uri in (no_words_dirs[0], str(other)):
+        keras.utils.set_random_seed(0)
+        model = ctr_run.build_model(_training_config("mfn", uri), _no_words_sizes())
+        model.build()
+        models.append(model)
+    assert models[0].config.levels == ("category", "fine") and models[0].config.fine_field == "item"
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(models[0].centers["fine"]), centers_a["fine"])
+    for a, b in zip(models[0].weights, models[1].weights):
+        if "fine_centers" not in a.path:
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+    uris = artifacts(False)
+    table = item_table(tft.TFTransformOutput(uris["transform_graph"]), uris["examples"])
+    history = tf.constant([[2, 3, 4, 0], [5, 6, 0, 0], [7, 2, 3, 4], [0, 0, 0, 0]], tf.int64)
+    x = ctr_input.to_model_inputs(history, tf.constant([5, 2, 6, 3], tf.int64), table, models[0].item_fields)
+    first, second = (keras.ops.convert_to_numpy(m(x)) for m in models)
+    assert np.abs(first[:3] - second[:3]).max() > 1e-6
+    np.testing.assert_allclose(first[3], second[3], rtol=1e-6)  # an empty history has no fine interest
+    with pytest.raises(UserError, match="mfn: the centers artifact .* has fine centers of width 8, the model's fine "
+                                        "level reads words"):
+        ctr_run.build_model(_training_config("mfn", no_words_dirs[0]), ctr_run.model_sizes(
+            tft.TFTransformOutput(artifacts()["transform_graph"])))
 
 
 def test_mfn_without_centers_is_a_user_error_and_the_ablation_needs_none():

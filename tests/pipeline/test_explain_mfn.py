@@ -45,8 +45,8 @@ def _planted(**overrides) -> MFN:
     word[2:] = onehot[[(w - 2) // 2 for w in range(2, VOCAB)]]
     fixed = {"item": item, "categories": np.zeros((NUM_CATEGORIES, 8), "float32"), "words": word}
     centers = {"category": np.eye(K, 16, dtype="float32"), "fine": np.eye(K, 8, dtype="float32")}
-    config = MFNConfig.preset("tiny", num_items=NUM_ITEMS, num_categories=NUM_CATEGORIES, vocab_size=VOCAB,
-                              num_interests=K, **overrides)
+    config = MFNConfig.preset("tiny", **{"num_items": NUM_ITEMS, "num_categories": NUM_CATEGORIES,
+                                         "vocab_size": VOCAB, "num_interests": K, **overrides})
     model = MFN(config, fixed_embeddings=fixed, centers=centers)
     model.build()
     return model
@@ -94,6 +94,20 @@ def test_centers_show_their_topic_and_weights_follow_the_model(tmp_path):
     path = heatmap.write_heatmap(tmp_path / "u.svg", explanation.matrix(), [r.label for r in explanation.rows],
                                  explanation.history)
     assert ET.parse(path).getroot().tag.endswith("svg") and explanation.matrix().shape == (4 * K, len(HISTORY))
+
+
+def test_without_words_the_fine_centers_show_items():
+    """No words (Taobao): the fine level's centers live in the fixed item-vector space, so their
+    nearest entries are items (center k along topic k's axis: topic k's items)."""
+    model = _planted(vocab_size=0)
+    inputs = {k: v for k, v in _user(HISTORY).items() if k != "hist_words"}
+    explanation = explain_user(model, inputs, {"categories": _catalogue()["categories"]}, LABELS, ["", "(unknown)"],
+                               top=2)
+    fine = [r for r in explanation.rows if r.level == "fine" and r.kind == "similarity"]
+    assert len(fine) == K
+    for row in fine:
+        assert len(row.center) == 2 and all(name in LABELS and name.endswith(f"t{row.index}") for name in row.center)
+    np.testing.assert_allclose(np.stack([r.weights for r in fine]).sum(0), 1.0, rtol=1e-5)
 
 
 def test_ablation_without_combination_has_k_rows_per_level():

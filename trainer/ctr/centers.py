@@ -10,17 +10,21 @@ one definition of the artifact:
   item-embedding tables of the auxiliary CTR model (the run's Embedding&MLP, "trained on the
   same behaviour data by an earlier pipeline step"), read from its serving SavedModel by
   variable path; ``words`` ``[vocab, 50]``, GloVe aligned with the Transform word vocabulary;
-* the centers of Algorithm 1: ``category`` ``[K, 2d]`` and ``fine`` ``[K, 50]``, fitted on the
-  fixed behaviour vectors of users' train histories, computed by `mfn.fixed_behaviours` (the
-  model's own function, so the centers live in the space the model assigns in). A user's
-  history is their last H train behaviours under `CTRTransformConfig.history` (clicked events
-  by default), the definition the Transform, the Trainer and the export use
-  (`preprocessing.behaviours`), so the centers summarise what the model will attend to.
+* the centers of Algorithm 1: ``category`` ``[K, 2d]`` and ``fine`` ``[K, 50]`` (``[K, d]``
+  without title words, below), fitted on the fixed behaviour vectors of users' train
+  histories, computed by `mfn.fixed_behaviours` (the model's own function, so the centers
+  live in the space the model assigns in). A user's history is their last H train behaviours
+  under `CTRTransformConfig.history` (clicked events by default), the definition the
+  Transform, the Trainer and the export use (`preprocessing.behaviours`), so the centers
+  summarise what the model will attend to.
 
-Without word vectors, or without title words in the data (Taobao), ``words`` and ``fine`` are
-left out (the category level only). ``<artifact>/centers.json`` records what was fitted: users
-read and used (subsampled to `max_users`, uniformly, when there are more), L_E before and
-after Algorithm 1 per level.
+Without title words in the data (Taobao) the fine level reads the item id alone (MFN's
+documented substitute, `MFNConfig.fine_field`): no ``words`` table, and ``fine`` ``[K, d]`` is
+fitted on the auxiliary model's item vectors (the ``item`` table). With words but without word
+vectors (none configured, or not installed), ``words`` and ``fine`` are left out.
+``<artifact>/centers.json`` records what was fitted: users read and used (subsampled to
+`max_users`, uniformly, when there are more), per level the field it reads and L_E before and
+after Algorithm 1.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from trainer.ctr import preprocessing as ctr_preprocessing
 from trainer.ctr.config import CTRTransformConfig
 from trainer.ctr.models.interests import CenterFitConfig, fit_interest_centers, initial_centers, interest_loss
 from trainer.ctr.models.mfn import CATEGORY, FINE, fixed_behaviours
-from trainer.ctr.preprocessing import WORD_VOCAB
+from trainer.ctr.preprocessing import WORD_VOCAB, has_words
 
 CENTERS_FILE = "centers.npz"
 SUMMARY_FILE = "centers.json"
@@ -71,7 +75,8 @@ class CentersConfig(DictConfig):
     learning_rate: float = 0.01
     seed: int = 0
     word_vectors: str = "glove-6b-50d"
-    """A `trainer.word_vectors.SOURCES` name; "" leaves the fine level out."""
+    """A `trainer.word_vectors.SOURCES` name; "" leaves the fine level out on data with words
+    (without words it reads item ids, no word vectors needed)."""
     max_users: int = 20_000
     """At most this many users' histories are held (a uniform reservoir sample beyond), which
     bounds memory to `max_users × history_length` behaviours."""
@@ -106,7 +111,7 @@ def auxiliary_tables(model_uri: str) -> dict[str, np.ndarray]:
 def word_table(tft_output: tft.TFTransformOutput, source: str, seed: int) -> np.ndarray | None:
     """GloVe rows of the Transform word vocabulary (`word_vectors.aligned_matrix`), or None
     without a source, without words in the data, or when the vectors are not installed."""
-    if not source or not tft_output.vocabulary_size_by_name(WORD_VOCAB):
+    if not source or not has_words(tft_output):
         return None
     words = [w.decode("utf-8") for w in tft_output.vocabulary_by_name(WORD_VOCAB)]
     try:
@@ -146,12 +151,12 @@ def user_histories(files: list[str], feature_spec: ctr_input.FeatureSpec, transf
 
 
 def behaviour_vectors(tables: dict[str, np.ndarray], histories: np.ndarray, table: ctr_input.ItemTable,
-                      batch: int = 1024) -> tuple[dict[str, np.ndarray], np.ndarray]:
+                      fine: str | None = None, batch: int = 1024) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Fixed behaviour vectors per level `[users, H, d]` and the mask `[users, H]`, in batches
-    through `mfn.fixed_behaviours`."""
+    through `mfn.fixed_behaviours`; `fine` is the fine level's field (`words`, `item`) or None
+    for the category level only."""
     lookups = {name: (lambda ids, t=np.asarray(t): ops.take(t, ids, axis=0)) for name, t in tables.items()}
-    fine = "words" in tables
-    fields = ("item", "categories", "words") if fine else ("item", "categories")
+    fields = ("item", "categories", "words") if fine == "words" else ("item", "categories")
     parts: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(histories), batch):
         history = tf.constant(histories[start: start + batch])
@@ -177,11 +182,11 @@ def compute(examples_uri: str, transform_graph_uri: str, model_uri: str, out_dir
     spec = tft_output.transformed_feature_spec()
     table = ctr_input.load_item_table(_split_files(examples_uri, "items"), tft_output, transform)
     tables = auxiliary_tables(model_uri)
-    words = word_table(tft_output, cfg.word_vectors, cfg.seed)
+    fine, words = fine_level(tft_output, cfg)
     if words is not None:
         tables["words"] = words
     histories, users = user_histories(_split_files(examples_uri, "train"), spec, transform, cfg.max_users, cfg.seed)
-    vectors, mask = behaviour_vectors(tables, histories, table)
+    vectors, mask = behaviour_vectors(tables, histories, table, fine)
     if not mask.sum():
         raise UserError(f"interest centers: no user has a train behaviour "
                         f"(families.ctr.transform.history: {transform.history!r})")
@@ -192,9 +197,11 @@ def compute(examples_uri: str, transform_graph_uri: str, model_uri: str, out_dir
         start = float(ops.convert_to_numpy(interest_loss(behaviours, initial_centers(behaviours, mask, fit), mask)))
         centers[level] = fit_interest_centers(behaviours, mask, fit)
         end = float(ops.convert_to_numpy(interest_loss(behaviours, centers[level], mask)))
-        summary["levels"][level] = {"shape": list(centers[level].shape), "loss_start": start, "loss_end": end}
-        LOG.info("interest centers: %s level, K=%d, L_E %.4f -> %.4f over %d users", level, fit.num_interests,
-                 start, end, len(histories))
+        reads = "item, categories" if level == CATEGORY else fine
+        summary["levels"][level] = {"reads": reads, "shape": list(centers[level].shape), "loss_start": start,
+                                    "loss_end": end}
+        LOG.info("interest centers: %s level (%s), K=%d, L_E %.4f -> %.4f over %d users", level, reads,
+                 fit.num_interests, start, end, len(histories))
     tf.io.gfile.makedirs(out_dir)
     buffer = io.BytesIO()  # np.savez seeks, a GFile being written cannot
     np.savez(buffer, **tables, **centers)
@@ -203,6 +210,18 @@ def compute(examples_uri: str, transform_graph_uri: str, model_uri: str, out_dir
     with tf.io.gfile.GFile(os.path.join(out_dir, SUMMARY_FILE), "w") as f:
         json.dump({**summary, "config": cfg.to_dict()}, f, indent=2)
     return summary
+
+
+def fine_level(tft_output: tft.TFTransformOutput, cfg: CentersConfig) -> tuple[str | None, np.ndarray | None]:
+    """What the fine level's centers are fitted on, and its word table: `item` when the data
+    have no words (the substitute; the auxiliary `item` table is its fixed table), else `words`
+    with the GloVe table, or None (no fine level) when word vectors are not configured or not
+    installed."""
+    if not has_words(tft_output):
+        LOG.info("interest centers: no title words in the data; the fine level reads the item id")
+        return "item", None
+    words = word_table(tft_output, cfg.word_vectors, cfg.seed)
+    return ("words" if words is not None else None), words
 
 
 def load(uri: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

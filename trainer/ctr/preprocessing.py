@@ -39,6 +39,20 @@ WORD_VOCAB = "words"
 _YEAR_SUFFIX = r"\s*\(\d{4}\)\s*$"
 
 
+def has_words(tft_output: tft.TFTransformOutput) -> bool:
+    """Whether the catalog has title words (Taobao's has none).
+
+    Not just a non-empty word vocabulary: for a vocabulary with no entries tf.Transform writes
+    one dummy entry, so that lookups over it initialise (`tft.analyzers.get_empy_vocabulary_dummy_value`),
+    and a vocabulary of that entry alone means no words.
+    """
+    size = tft_output.vocabulary_size_by_name(WORD_VOCAB)
+    if size != 1:
+        return size > 0
+    _, dummy = tft.analyzers.get_empy_vocabulary_dummy_value(tf.string)
+    return tft_output.vocabulary_by_name(WORD_VOCAB) != [dummy]
+
+
 def _strings(sparse: tf.SparseTensor) -> tf.SparseTensor:
     """An int64 id feature as decimal strings (the vocabularies' key type)."""
     values = sparse.values if sparse.dtype == tf.string else tf.strings.as_string(sparse.values)

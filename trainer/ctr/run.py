@@ -29,7 +29,7 @@ from trainer.ctr import input as ctr_input
 from trainer.ctr.config import CTRTrainingConfig, CTRTransformConfig
 from trainer.ctr.models import MFN, MODELS
 from trainer.ctr.models.mfn import FINE
-from trainer.ctr.preprocessing import CATEGORY_VOCAB, ITEM_VOCAB, WORD_VOCAB
+from trainer.ctr.preprocessing import CATEGORY_VOCAB, ITEM_VOCAB, WORD_VOCAB, has_words
 from trainer.transform_ops import table_size
 
 
@@ -52,12 +52,12 @@ class CTRData(loop.TrainingData):
 
 
 def model_sizes(tft_output: tft.TFTransformOutput) -> dict[str, int]:
-    """Table sizes of the CTR models; ``vocab_size`` 0 when the catalog has no titles."""
-    words = tft_output.vocabulary_size_by_name(WORD_VOCAB)
+    """Table sizes of the CTR models; ``vocab_size`` 0 when the catalog has no title words
+    (`preprocessing.has_words`: tf.Transform's dummy entry of an empty vocabulary is no word)."""
     return {
         "num_items": table_size(tft_output, ITEM_VOCAB),
         "num_categories": table_size(tft_output, CATEGORY_VOCAB),
-        "vocab_size": table_size(tft_output, WORD_VOCAB) if words else 0,
+        "vocab_size": table_size(tft_output, WORD_VOCAB) if has_words(tft_output) else 0,
     }
 
 
@@ -79,7 +79,8 @@ def build_model(cfg: CTRTrainingConfig, sizes: dict[str, int]) -> keras.Model:
     `trainer/ctr/centers.py`), whose widths set `fixed_dim` and `word_dim`.
 
     Raises:
-        UserError: MFN with pretraining but no centers artifact, or centers for another K.
+        UserError: MFN with pretraining but no centers artifact, or centers for another K or
+            for a fine level of other data (words vs item ids).
     """
     _, model_class = MODELS[cfg.model]
     config = MODELS.make_config(cfg.model, cfg.model_config, **sizes)
@@ -98,9 +99,16 @@ def build_model(cfg: CTRTrainingConfig, sizes: dict[str, int]) -> keras.Model:
     widths = {"fixed_dim": int(fixed["item"].shape[1])}
     if "words" in fixed:
         widths["word_dim"] = int(fixed["words"].shape[1])
-    elif FINE in config.levels:
-        loop.PROGRESS.warning("%s: the centers artifact has no word level; the fine level keeps random fixed "
-                              "word vectors and centers", cfg.model)
+    # The fine level reads words, or the item id alone on data without words (fixed: `item`).
+    fine_width = widths.get("word_dim") if config.fine_field == "words" else widths["fixed_dim"]
+    if FINE not in centers:
+        loop.PROGRESS.warning("%s: the centers artifact has no fine level; the fine level (%s) keeps random "
+                              "centers%s", cfg.model, config.fine_field,
+                              " and fixed word vectors" if config.fine_field == "words" else "")
+    elif centers[FINE].shape[1] != fine_width:
+        raise UserError(f"{cfg.model}: the centers artifact {uri} has fine centers of width {centers[FINE].shape[1]}, "
+                        f"the model's fine level reads {config.fine_field} ({fine_width}-d fixed vectors): an "
+                        "artifact of other data")
     config = dataclasses.replace(config, **widths)
     loop.PROGRESS.info("%s: fixed tables %s and centers %s from %s", cfg.model,
                        {k: v.shape for k, v in fixed.items()}, {k: v.shape for k, v in centers.items()}, uri)

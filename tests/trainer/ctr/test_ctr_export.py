@@ -35,7 +35,8 @@ def _export(root, name: str, **overrides):
     vocab = root / "items"
     vocab.write_text("\n".join(RAW_IDS) + "\n")
     table = _table()
-    model = build_model(name, "tiny", num_items=len(RAW_IDS) + 2, num_categories=6, vocab_size=9, **overrides)
+    model = build_model(name, "tiny", **{"num_items": len(RAW_IDS) + 2, "num_categories": 6, "vocab_size": 9,
+                                         **overrides})
     x = ctr_input.to_model_inputs(tf.zeros([2, H], tf.int64), tf.constant([2, 3], tf.int64), table, model.item_fields)
     model(x)  # builds, as training does
     export(model, str(vocab), table, H, str(root / name))
@@ -51,9 +52,12 @@ def exported(tmp_path_factory):
     return model, table, clicked, tf.saved_model.load(str(root / "din_all"))
 
 
-@pytest.fixture(scope="module", params=["mfn", "mfn_no_combination"])
+@pytest.fixture(scope="module", params=["mfn", "mfn_no_combination", "mfn without words"])
 def exported_mfn(tmp_path_factory, request):
-    return _export(tmp_path_factory.mktemp("mfn_export"), request.param)
+    """MFN, its ablation, and MFN on data without words (the fine level reads item ids)."""
+    name, _, words = request.param.partition(" without ")
+    overrides = {"vocab_size": 0} if words else {}
+    return _export(tmp_path_factory.mktemp("mfn_export"), name, **overrides)
 
 
 def _eval_example(history: list[int], history_ratings: list[float], items: list[int], ratings: list[float]) -> bytes:
@@ -164,6 +168,8 @@ def test_scores_from_cached_interests_equal_pctr(exported_mfn):
     interests = served.signatures["encode_user"](user_id=tf.constant(["a", "b", "c"]),
                                                  history=tf.constant(histories))["interests"]
     assert interests.shape == (3, model.interest_size)
+    e, k = model.config.embedding_dim, model.config.num_interests  # category level 2e wide, fine level e
+    assert model.interest_size == k * 3 * e * (2 if model.config.use_combination else 1)
     np.testing.assert_array_equal(interests.numpy()[1], 0.0)  # an empty history has no interest
     cached = served.signatures["pctr_from_interests"](interests=interests,
                                                       candidates=tf.constant(candidates))["pctr"].numpy()

@@ -154,6 +154,86 @@ def test_save_load_round_trip(data, tmp_path, overrides):
     assert_save_load_round_trip(_tiny(**overrides), inputs, clicks, tmp_path)
 
 
+def _no_words(inputs: dict) -> dict:
+    """The batch as Taobao data look: item and categories, no word fields."""
+    return {k: v for k, v in inputs.items() if not k.endswith("_words")}
+
+
+def _no_words_tables(rng: np.random.Generator) -> dict:
+    """An auxiliary model's item and category tables (no words), not tiny, as trained ones."""
+    return {"item": rng.normal(size=(SIZES["num_items"], 8)).astype("float32"),
+            "categories": rng.normal(size=(SIZES["num_categories"], 8)).astype("float32")}
+
+
+def test_without_words_the_fine_level_reads_the_item_id(data):
+    """No words (Taobao): two levels; the fine level assigns by the auxiliary item vectors
+    against its own centers and sums the (shared) trainable item-id vectors (eqs. 1, 4-7)."""
+    inputs = _no_words(data[0])
+    rng = np.random.default_rng(5)
+    fixed = _no_words_tables(rng)
+    centers = {"category": rng.normal(size=(4, 16)), "fine": rng.normal(size=(4, 8))}
+    model = _tiny(vocab_size=0, fixed_embeddings=fixed, centers=centers)
+    cfg = model.config
+    assert cfg.levels == ("category", "fine") and cfg.fine_field == "item" and cfg.item_fields == ("item", "categories")
+    assert set(model.fixed) == {"item", "categories"}  # no word table
+    parts = model.interests(inputs)
+    e, k, (b, h) = cfg.embedding_dim, cfg.num_interests, inputs["hist_mask"].shape
+    mask = inputs["hist_mask"]
+    assert 0 < mask.sum() < mask.size  # padding in the batch
+    fine = {name: _np(v) for name, v in parts["fine"].items()}
+    assert fine["assignment"].shape == (b, h, k) and fine["similarity"].shape == (b, k, e)
+    assert fine["combination"].shape == (b, k, e) and fine["attention"].shape == (b, k, h)
+    np.testing.assert_array_equal(fine["assignment"][mask == 0], 0.0)
+    np.testing.assert_array_equal(fine["attention"].transpose(0, 2, 1)[mask == 0], 0.0)
+    logits = fixed["item"][inputs["hist_item"]] @ centers["fine"].T  # eq. 1 on the auxiliary item vectors
+    expected_p = np.exp(logits - logits.max(-1, keepdims=True))
+    expected_p = expected_p / expected_p.sum(-1, keepdims=True) * mask[..., None]
+    np.testing.assert_allclose(fine["assignment"], expected_p, rtol=1e-4, atol=1e-6)
+    history, _ = model.embed_items(inputs)
+    np.testing.assert_allclose(fine["similarity"], np.einsum("bnk,bnd->bkd", expected_p, _np(history)[..., :e]),
+                               rtol=1e-4, atol=1e-5)  # 𝓔 = the item-id part, shared with the category level
+    np.testing.assert_array_equal(_np(model.centers["fine"]), centers["fine"].astype("float32"))
+    assert not model.centers["fine"].trainable
+    interests = _np(model.encode_user(inputs))
+    assert interests.shape == (b, 2 * k * (2 * e + e)) == (b, model.interest_size)
+    np.testing.assert_allclose(_np(model.encode_user(without_history(inputs))), 0.0)
+
+
+def test_without_words_other_fine_centers_give_other_predictions(data):
+    """The fine level's centers matter: same weights and category centers, other fine centers
+    (as another Algorithm 1 run would give) → other fine interests and other scores."""
+    inputs = _no_words(data[0])
+    rng = np.random.default_rng(6)
+    fixed, category = _no_words_tables(rng), rng.normal(size=(4, 16))
+    first, second = (_tiny(vocab_size=0, fixed_embeddings=fixed,
+                           centers={"category": category, "fine": rng.normal(size=(4, 8))}) for _ in range(2))
+    first.build()
+    second.build()
+    for a, b in zip(first.weights, second.weights):
+        if "fine_centers" not in a.path:
+            b.assign(a)
+    a, b = (m.interests(inputs) for m in (first, second))
+    np.testing.assert_allclose(_np(a["category"]["similarity"]), _np(b["category"]["similarity"]), rtol=1e-6)
+    fine_a, fine_b = _np(a["fine"]["similarity"]), _np(b["fine"]["similarity"])
+    assert np.abs(fine_a - fine_b).max() > 0.1 * np.abs(fine_a).max()
+    assert np.abs(_np(first(inputs)) - _np(second(inputs))).max() > 1e-6
+
+
+def test_without_words_fine_centers_must_have_the_item_width():
+    with pytest.raises(ValueError, match=r"centers\['fine'\] must be \(4, 8\)"):
+        _tiny(vocab_size=0, fixed_dim=8, word_dim=50, centers={"fine": np.zeros((4, 50))}).build()
+
+
+def test_without_words_save_load_round_trip(data, tmp_path):
+    inputs, clicks = data
+    rng = np.random.default_rng(8)
+    model = _tiny(vocab_size=0, fixed_embeddings=_no_words_tables(rng),
+                  centers={"category": rng.normal(size=(4, 16)), "fine": rng.normal(size=(4, 8))})
+    restored = assert_save_load_round_trip(model, _no_words(inputs), clicks, tmp_path)
+    assert restored.config.fine_field == "item"
+    np.testing.assert_array_equal(_np(restored.centers["fine"]), _np(model.centers["fine"]))
+
+
 @pytest.fixture(scope="module")
 def planted():
     keras.utils.set_random_seed(0)

@@ -8,7 +8,18 @@ target item attends to them:
   two embedding sets: a **fixed** pretrained set `E` that only decides the attention weights
   (GloVe for words; for ids, the tables of an auxiliary CTR model trained on the same data, as
   Section 3.2 allows) and the **trainable** set `𝓔` (this model's item embedding) whose vectors
-  make the interests. Without words (Taobao) there is only the category level.
+  make the interests.
+* **Fine level without words** (Taobao: item and category only), the documented substitute.
+  The finest attribute left is the item id itself, so the fine level reads the item id alone
+  (`MFNConfig.fine_field`): `E` = the auxiliary model's item-id vectors (the category level's
+  `E` is item ⊕ mean category), its own K centers fitted by Algorithm 1 on them, and `𝓔` = the
+  item-id part of this model's item vector, **shared** with the category level (whose `𝓔` is
+  item ⊕ categories) rather than a second item-id table. Why shared: what makes the level finer
+  is how behaviours are grouped (P over item-only vectors, so items of one category can fall
+  into different interests), and that comes from `E` and `C`, not from `𝓔`; a second table
+  would double the model's largest table, the one that overfits first (DIN's `item_l2` exists
+  for it), and widen the target vector the MLP reads. The level keeps its own combination
+  interests and scorers (eqs. 6-11), as with words.
 * **Similarity interests** (eqs. 4-5): `P = softmax(E Cᵀ)` against the level's interest centers
   `C ∈ R^{K×d_E}` (Algorithm 1, `interests.py`, computed by a pipeline pre-step), and
   `R_s = Pᵀ 𝓔 ∈ R^{K×d}`: interest k sums the behaviours assigned to center k.
@@ -77,7 +88,7 @@ class MFNConfig(CTRConfig):
     `embedding_dim`)."""
 
     word_dim: int = 50
-    """Width of the fixed word vectors at the fine level (GloVe 6B-50d)."""
+    """Width of the fixed word vectors at the fine level (GloVe 6B-50d); unused without words."""
 
     attention_heads: int = 2
     """Heads of the multi-head self-attention before the structured attention (eq. 6)."""
@@ -119,8 +130,14 @@ class MFNConfig(CTRConfig):
 
     @property
     def levels(self) -> tuple[str, ...]:
-        """The category level always; the fine level when items have title words."""
-        return (CATEGORY, FINE) if self.vocab_size > 0 else (CATEGORY,)
+        """Both levels, with or without title words (`fine_field`)."""
+        return (CATEGORY, FINE)
+
+    @property
+    def fine_field(self) -> str:
+        """What the fine level reads: `words` (mean title word), or `item` (the item id alone)
+        when the data have no words: the documented substitute (module docstring)."""
+        return "words" if self.vocab_size > 0 else "item"
 
     @property
     def centers_trainable(self) -> bool:
@@ -142,18 +159,20 @@ class MFNNoCombinationConfig(MFNConfig):
     use_combination: bool = False
 
 
-def fixed_behaviours(tables: Mapping[str, Callable[[Any], Any]], inputs: dict[str, Any], fine: bool) -> dict[str, Any]:
+def fixed_behaviours(tables: Mapping[str, Callable[[Any], Any]], inputs: dict[str, Any],
+                     fine: str | None) -> dict[str, Any]:
     """The fixed vectors E of each behaviour, per level: `category` = concat(item vector, mean
-    of the real category vectors), `fine` = mean of the real word vectors (padding id 0 out of
-    the means; a list of padding only gives 0).
+    of the real category vectors), `fine` = mean of the real word vectors (`fine="words"`;
+    padding id 0 out of the means, a list of padding only gives 0) or the item vector alone
+    (`fine="item"`, data without words).
 
     One function for the model and the centers pre-step (`components/interest_centers.py`), so
     Algorithm 1 fits the centers in exactly the space the model assigns behaviours in.
 
     Args:
-        tables: `item`, `categories` (and `words` when `fine`) → a lookup of int ids.
+        tables: `item`, `categories` (and `words` when `fine="words"`) → a lookup of int ids.
         inputs: the CTR input dict (`hist_item`, `hist_categories`, `hist_words`).
-        fine: whether to compute the fine level.
+        fine: the fine level's field (`MFNConfig.fine_field`), or None to leave the level out.
     """
     def pooled(table, ids):
         ids = ops.cast(ids, "int32")
@@ -162,8 +181,12 @@ def fixed_behaviours(tables: Mapping[str, Callable[[Any], Any]], inputs: dict[st
 
     item = ops.cast(tables["item"](ops.cast(inputs["hist_item"], "int32")), "float32")
     out = {CATEGORY: ops.concatenate([item, pooled(tables["categories"], inputs["hist_categories"])], -1)}
-    if fine:
+    if fine == "words":
         out[FINE] = pooled(tables["words"], inputs["hist_words"])
+    elif fine == "item":
+        out[FINE] = item
+    elif fine is not None:
+        raise ValueError(f"fine must be 'words', 'item' or None, got {fine!r}.")
     return out
 
 
@@ -266,10 +289,12 @@ class MFN(CTRModel):
     Args:
         config: an `MFNConfig` with the table sizes set.
         fixed_embeddings: optional pretrained tables `{"item": [num_items, fixed_dim],
-            "categories": [num_categories, fixed_dim], "words": [vocab_size, word_dim]}`
-            copied in when built (not serialized: the saved weights carry them).
+            "categories": [num_categories, fixed_dim], "words": [vocab_size, word_dim]}` (no
+            `words` without words) copied in when built (not serialized: the saved weights
+            carry them).
         centers: optional `{"category": [K, 2 * fixed_dim], "fine": [K, word_dim]}` from
-            Algorithm 1 (`interests.fit_interest_centers`).
+            Algorithm 1 (`interests.fit_interest_centers`); without words `fine` is `[K,
+            fixed_dim]`, fitted on the fixed item vectors.
         **kwargs: passed to `keras.Model`.
 
     References:
@@ -289,7 +314,7 @@ class MFN(CTRModel):
         self.fixed = {}
         if cfg.use_pretrain:
             sizes = {"item": (cfg.num_items, cfg.fixed_dim), "categories": (cfg.num_categories, cfg.fixed_dim)}
-            if FINE in cfg.levels:
+            if cfg.fine_field == "words":
                 sizes["words"] = (cfg.vocab_size, cfg.word_dim)
             self.fixed = {f: WordEmbedding(rows, dim, pretrained=fixed.get(f), trainable=False, name=f"fixed_{f}")
                           for f, (rows, dim) in sizes.items()}
@@ -314,9 +339,12 @@ class MFN(CTRModel):
         return self.config.embedding_dim * (2 if level == CATEGORY else 1)
 
     def _center_dim(self, level: str) -> int:
-        if not self.config.use_pretrain:
+        cfg = self.config
+        if not cfg.use_pretrain:
             return self._level_dim(level)
-        return 2 * self.config.fixed_dim if level == CATEGORY else self.config.word_dim
+        if level == CATEGORY:
+            return 2 * cfg.fixed_dim
+        return cfg.word_dim if cfg.fine_field == "words" else cfg.fixed_dim
 
     def build(self, input_shape: Any = None) -> None:
         cfg = self.config
@@ -346,16 +374,16 @@ class MFN(CTRModel):
 
     # ------------------------------------------------------------------ parts
     def _split(self, vectors: Any) -> dict[str, Any]:
-        """A level's slice of item vectors (fields item, categories[, words] of `embedding_dim`)."""
+        """Each level's slice of item vectors (fields item, categories[, words] of
+        `embedding_dim`): category = item ⊕ categories; fine = words, or without words the item
+        part again (shared with the category level, module docstring)."""
         e = self.config.embedding_dim
-        parts = {CATEGORY: vectors[..., : 2 * e]}
-        if FINE in self.config.levels:
-            parts[FINE] = vectors[..., 2 * e: 3 * e]
-        return parts
+        fine = vectors[..., 2 * e: 3 * e] if self.config.fine_field == "words" else vectors[..., :e]
+        return {CATEGORY: vectors[..., : 2 * e], FINE: fine}
 
     def _fixed_behaviours(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """The fixed vectors E of each behaviour, per level (`fixed_behaviours`)."""
-        return fixed_behaviours(self.fixed, inputs, FINE in self.config.levels)
+        return fixed_behaviours(self.fixed, inputs, self.config.fine_field)
 
     def _embed(self, inputs: dict[str, Any], side: str) -> Any:
         """Trainable item vectors of one side (`hist` `[B, H, D]` or `target` `[B, D]`) alone,
