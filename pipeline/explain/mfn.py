@@ -35,6 +35,7 @@ import numpy as np
 
 from components.errors import UserError, positive
 from pipeline.explain import heatmap
+from pipeline.explain.common import restore_weights, short_label
 
 __all__ = ["Explanation", "InterestRow", "TrainedRun", "add_parser", "explain_user", "load_run", "run"]
 
@@ -87,10 +88,6 @@ class Explanation:
 
 def _cell(text: str) -> str:
     return text.replace("|", "/")
-
-
-def _short(label: str) -> str:
-    return label if len(label) <= _LABEL_CHARS else label[: _LABEL_CHARS - 1] + "…"
 
 
 def _np(x: Any) -> np.ndarray:
@@ -156,11 +153,11 @@ def explain_user(model, inputs: dict[str, np.ndarray], table_fields: dict[str, n
         p = _np(parts[level]["assignment"])[0][mask]  # [n, K]
         for k in range(model.config.num_interests):
             nearest = np.argsort(-logits[:, k], kind="stable")[:top] + first
-            rows.append(InterestRow(level, "similarity", k, [_short(str(names[i])) for i in nearest], p[:, k]))
+            rows.append(InterestRow(level, "similarity", k, [short_label(str(names[i]), _LABEL_CHARS) for i in nearest], p[:, k]))
         if "attention" in parts[level]:
             a = _np(parts[level]["attention"])[0][:, mask]  # [K, n]
             rows += [InterestRow(level, "combination", k, [], a[k]) for k in range(model.config.num_interests)]
-    return Explanation(user, [_short(str(item_labels[i])) for i in ids], rows)
+    return Explanation(user, [short_label(str(item_labels[i]), _LABEL_CHARS) for i in ids], rows)
 
 
 # ---------------------------------------------------------------------------- the run's artifacts
@@ -169,20 +166,6 @@ def _outputs(metadata, node: str, key: str, what: str) -> str:
     if not found:
         raise UserError(f"--output-dir: the run has no {what} ({node} has not run, or its metadata is missing)")
     return found[0].uri
-
-
-def _restore_weights(model, serving_dir: str) -> None:
-    """Copies the trained weights from the run's SavedModel into the rebuilt Keras model, by
-    variable path (the model's own name, which Keras may number, left out on both sides)."""
-    import tensorflow as tf
-
-    saved = {v.name.partition("/")[2].removesuffix(":0"): v for v in tf.saved_model.load(serving_dir).variables}
-    for weight in model.weights:
-        key = weight.path.partition("/")[2]
-        if key not in saved or tuple(saved[key].shape) != tuple(weight.shape):
-            raise UserError(f"--output-dir: the SavedModel in {serving_dir} has no variable {key} of shape "
-                            f"{tuple(weight.shape)}: not this model's export")
-        weight.assign(saved[key].numpy())
 
 
 def _item_titles(raw_examples_uri: str) -> dict[str, str]:
@@ -286,7 +269,7 @@ def load_run(output_dir: str, model_name: str = "mfn") -> TrainedRun:
     model.build()
     serving = os.path.join(model_uri, "Format-Serving")
     serving = serving if tf.io.gfile.exists(serving) else model_uri
-    _restore_weights(model, serving)
+    restore_weights(model, serving)
     table = ctr_input.load_item_table(
         loop.split_files([os.path.join(examples_uri, "Split-items", "*")]), tft_output, transform)
     raw_ids = [b.decode() for b in tft_output.vocabulary_by_name(ITEM_VOCAB)]

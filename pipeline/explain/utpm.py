@@ -25,9 +25,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from components.errors import UserError
+from pipeline.explain.common import restore_weights, short_label
 from pipeline.explain.heatmap import write_heatmap
 
-__all__ = ["Explanation", "add_parser", "explain", "restore_weights"]
+__all__ = ["Explanation", "add_parser", "explain"]
 
 UNKNOWN, LABEL_CHARS = "<unknown>", 24
 
@@ -65,15 +66,11 @@ class Explanation:
 
     def matrix(self) -> tuple[np.ndarray, list[str], list[str]]:
         """Heads × (every input value's weight in its field, then every field's weight)."""
-        columns = [_short(f"{f}: {v}") for f in self.fields for v in self.values[f]]
+        columns = [short_label(f"{f}: {v}", LABEL_CHARS) for f in self.fields for v in self.values[f]]
         columns += [f"[{f}]" for f in self.fields]
         rows = [np.concatenate([*(within[f] for f in self.fields), across])
                 for within, across in zip(self.within, self.across)]
         return np.stack(rows), [f"head {h + 1}" for h in range(len(rows))], columns
-
-
-def _short(label: str) -> str:
-    return label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "…"
 
 
 def explain(model: Any, inputs: dict[str, np.ndarray], vocabularies: dict[str, Sequence[str]], user: str,
@@ -108,31 +105,6 @@ def write(explanation: Explanation, out_dir: str) -> tuple[str, str]:
     values, rows, columns = explanation.matrix()
     title = f"{explanation.model}, user {explanation.user}: weight in field | [field weight]"
     return stem + ".md", write_heatmap(stem + ".svg", values, rows, columns, title)
-
-
-def restore_weights(model: Any, saved_model_dir: str) -> None:
-    """Assigns the variables of an exported SavedModel (`trainer/tags/export.py` tracks the
-    model) to `model`, matched by their path below the model's name.
-
-    Raises:
-        UserError: when the SavedModel's variables do not fit the model (another model or config).
-    """
-    import tensorflow as tf
-
-    loaded = tf.saved_model.load(saved_model_dir)
-    saved = {v.name.split("/", 1)[-1].removesuffix(":0"): v for v in getattr(loaded, "variables", [])}
-    missing = []
-    model.build()
-    for variable in model.variables:
-        key = variable.path.split("/", 1)[-1]
-        source = saved.get(key)
-        if source is None or tuple(source.shape) != tuple(variable.shape):
-            missing.append(key)
-            continue
-        variable.assign(source.numpy())
-    if missing:
-        raise UserError(f"{saved_model_dir}: the exported model does not match {type(model).__name__} "
-                        f"with the run's config (missing or resized: {', '.join(missing[:5])})")
 
 
 @dataclasses.dataclass

@@ -16,7 +16,8 @@ from keras import ops
 from components.errors import UserError
 from pipeline import cli
 from pipeline.explain import COMMANDS
-from pipeline.explain.utpm import UNKNOWN, explain, restore_weights, write
+from pipeline.explain.common import restore_weights
+from pipeline.explain.utpm import UNKNOWN, explain, write
 from tests.trainer.tags import tags_fixtures as fx
 from trainer.tags.models.utpm import UTPM, UTPMConfig
 
