@@ -3,11 +3,26 @@ are shortened to fit a table cell and a heatmap axis."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from components.errors import UserError
 
-__all__ = ["restore_weights", "short_label"]
+__all__ = ["load_run_config", "restore_weights", "short_label"]
+
+
+def load_run_config(output_dir: str) -> Any:
+    """The `PipelineConfig` a `usermodel run` wrote to `output_dir/config.json`.
+
+    Raises:
+        UserError: when `output_dir` holds no run.
+    """
+    path = os.path.join(output_dir, "config.json")
+    if not os.path.exists(path):
+        raise UserError(f"--output-dir: {path} not found: is {output_dir} the --output-dir of a `usermodel run`?")
+    from pipeline import configs
+
+    return configs.load_config("paper", path)
 
 
 def restore_weights(model: Any, saved_model_dir: str) -> None:

@@ -35,7 +35,7 @@ import numpy as np
 
 from components.errors import UserError, positive
 from pipeline.explain import heatmap
-from pipeline.explain.common import restore_weights, short_label
+from pipeline.explain.common import load_run_config, restore_weights, short_label
 
 __all__ = ["Explanation", "InterestRow", "TrainedRun", "add_parser", "explain_user", "load_run", "run"]
 
@@ -233,13 +233,9 @@ def load_run(output_dir: str, model_name: str = "mfn") -> TrainedRun:
     Raises:
         UserError: no such run, a model that is not an MFN of the run, a missing artifact.
     """
-    config_path = os.path.join(output_dir, "config.json")
-    if not os.path.exists(config_path):
-        raise UserError(f"--output-dir: {config_path} not found: is {output_dir} the --output-dir of a `usermodel run`?")
     from components.console import quiet_native_stderr
-    from pipeline import configs
 
-    config = configs.load_config("paper", config_path)
+    config = load_run_config(output_dir)
     with quiet_native_stderr():
         import tensorflow as tf
         import tensorflow_transform as tft

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from components.errors import UserError
-from pipeline.explain.common import restore_weights, short_label
+from pipeline.explain.common import load_run_config, restore_weights, short_label
 from pipeline.explain.heatmap import write_heatmap
 
 __all__ = ["Explanation", "add_parser", "explain"]
@@ -121,7 +121,6 @@ class _Run:
 
 
 def _load_run(output_dir: str, name: str) -> _Run:
-    from pipeline import configs
     from pipeline.families import all_models
     from pipeline.summary import _Metadata
     from trainer import loop
@@ -131,10 +130,7 @@ def _load_run(output_dir: str, name: str) -> _Run:
     from trainer.tags.models import MODELS, UTPM
     from trainer.tags.preprocessing import DEMOGRAPHICS, GENRE_VOCAB, TAG_VOCAB
 
-    path = os.path.join(output_dir, "config.json")
-    if not os.path.exists(path):
-        raise UserError(f"{path} not found: is {output_dir} the --output-dir of a `usermodel run`?")
-    config = configs.load_config("paper", path)
+    config = load_run_config(output_dir)
     if name not in config.models:
         raise UserError(f"--model {name}: not trained in {output_dir} (its models: {', '.join(config.models)})")
     if name not in MODELS or MODELS[name][1] is not UTPM:
