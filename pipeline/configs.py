@@ -113,8 +113,14 @@ class PipelineConfig:
         return family.metrics_of(self.families[family.name].dataset)
 
     def _family_training(self, family: Family) -> dict[str, Any]:
-        """The shared training fields with the family's own on top."""
-        return {**dataclasses.asdict(self.training), **self.families[family.name].training}
+        """The shared training fields set away from their defaults, with the family's own on top.
+
+        A shared field left at its default does not override the family config class's own
+        default (the CTR family evaluates 1024 rows per batch, not the shared 64 examples)."""
+        defaults = TrainingConfig()
+        shared = {f.name: getattr(self.training, f.name) for f in dataclasses.fields(TrainingConfig)
+                  if getattr(self.training, f.name) != getattr(defaults, f.name)}
+        return {**shared, **self.families[family.name].training}
 
     def training_for(self, model: str) -> dict[str, Any]:
         """The Trainer's custom_config of `model`: shared and family training fields, the

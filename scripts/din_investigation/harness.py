@@ -92,7 +92,7 @@ train_time = time.time() - t0
 
 # eval: user's last H train events (or last H clicked train events) as history
 if hist_mode == "all":
-    ev = evaluate_users(model, ci.evaluation_batches(eval_files, spec, table, fields, 64))
+    ev = evaluate_users(model, ci.evaluation_batches(eval_files, spec, table, fields, 1024))
 else:
     # join eval users with their train sequences by user_id
     tr = {int(u["user_id"]): (u["items"].numpy(), u["ratings"].numpy())
@@ -122,12 +122,12 @@ print(json.dumps({"model": name, **opts, "steps": steps, "eval_auc": round(ev["a
 
 if opts.get("diag") and name == "din":
     # Do the learned activation weights track genre overlap with the target?
-    x, y, real = next(iter(ci.evaluation_batches(eval_files, spec, table, fields, 64)))
+    x, y = next(iter(ci.evaluation_batches(eval_files, spec, table, fields, 1024)))
     hist, tgt = model.embed_items(x)
     wts = model.attention(hist, tgt, x["hist_mask"], training=False).numpy()
     hc, tc = x["hist_categories"].numpy(), x["target_categories"].numpy()
     share = np.array([[len((set(h) - {0}) & (set(t) - {0})) > 0 for h in hr] for hr, t in zip(hc, tc)])
-    m = (x["hist_mask"].numpy() > 0) & real.numpy()[:, None]
+    m = (x["hist_mask"].numpy() > 0)
     print(json.dumps({"diag": "attention", "w_mean_genre_match": float(wts[m & share].mean()),
                       "w_mean_no_match": float(wts[m & ~share].mean()), "w_std": float(wts[m].std()),
                       "corr_w_match": float(np.corrcoef(wts[m], share[m])[0, 1])}))

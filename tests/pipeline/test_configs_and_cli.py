@@ -176,3 +176,14 @@ def test_bad_counts_and_output_files_are_usage_errors(argv, message, capsys):
     err = capsys.readouterr().err
     flag = next(a for a in reversed(argv) if a.startswith("--"))
     assert f"argument {flag}: {message}" in err and "Traceback" not in err
+
+
+def test_shared_training_fields_left_at_default_keep_the_family_default(tmp_path):
+    """The CTR Trainer evaluates 1024 rows per batch unless someone sets `eval_batch_size`."""
+    config = configs.load_config("tiny", None, {"output_dir": str(tmp_path), "models": ["embedding_mlp", "nrms"]})
+    assert config.training_for("embedding_mlp")["eval_batch_size"] == 1024
+    assert config.training_for("nrms")["eval_batch_size"] == 64
+    path = tmp_path / "c.yaml"
+    path.write_text("training:\n  eval_batch_size: 256\n")
+    config = configs.load_config("tiny", str(path), {"output_dir": str(tmp_path), "models": ["embedding_mlp"]})
+    assert config.training_for("embedding_mlp")["eval_batch_size"] == 256

@@ -94,6 +94,8 @@ class CTRTrainingConfig(TrainingConfig):
 
     model: str = "embedding_mlp"
     """Registry name in `trainer/ctr/models`."""
+    eval_batch_size: int = 1024
+    """(history, target) rows per batch of the Trainer's evaluation (`ctr_input.evaluation_batches`)."""
     interest_centers: InterestCentersConfig = dataclasses.field(default_factory=InterestCentersConfig)
     """Algorithm 1's settings (`families.ctr.training.interest_centers` in the pipeline config);
     they reach the centers pre-step, which runs before MFN's Trainer."""

@@ -65,10 +65,9 @@ def evaluate_users(model: keras.Model, dataset: tf.data.Dataset) -> dict[str, fl
     """Global ROC AUC over every (eval user, eval event) pair (`reference.global_auc`)."""
     predict = tf.function(lambda x: model(x, training=False), input_signature=[dataset.element_spec[0]])
     labels, scores = [], []
-    for inputs, clicks, real in dataset:
-        mask = real.numpy()
-        labels.append(clicks.numpy()[mask])
-        scores.append(predict(inputs).numpy()[mask])
+    for inputs, clicks in dataset:
+        labels.append(clicks.numpy())
+        scores.append(predict(inputs).numpy())
     y, s = np.concatenate(labels), np.concatenate(scores)
     return {"auc": reference.global_auc(y, s), "events": int(len(y)), "clicks": int(y.sum())}
 

@@ -167,15 +167,13 @@ def test_evaluation_scores_eval_events_against_the_train_history(tmp_path):
         {"items": [6, 7, 1], "ratings": [1.0, 5.0, 4.5], "history": [9, 8, 2]},
         {"items": [3], "ratings": [3.0], "history": [0, 0, 0]},  # empty history
     ]
-    ds = ctr_input.evaluation_batches(_write(tmp_path / "eval.gz", rows), SPEC, _table(), FIELDS, batch_size=2)
+    ds = ctr_input.evaluation_batches(_write(tmp_path / "eval.gz", rows), SPEC, _table(), FIELDS, batch_size=4)
     batches = list(ds)
-    assert len(batches) == 2
-    x, clicks, real = batches[0]
-    # B = 2 users x E_max = 3 slots, row-major; the first user's third slot is padding.
-    np.testing.assert_array_equal(real.numpy(), [True, True, False, True, True, True])
-    np.testing.assert_array_equal(x["target_item"].numpy(), [4, 5, 0, 6, 7, 1])
-    np.testing.assert_array_equal(x["hist_item"].numpy()[:3], [[2, 3, 0]] * 3)
-    np.testing.assert_array_equal(x["hist_item"].numpy()[3:], [[9, 8, 2]] * 3)
-    np.testing.assert_array_equal(clicks.numpy()[real.numpy()], [1, 0, 0, 1, 1])
-    x, clicks, real = batches[1]
-    assert real.numpy().tolist() == [True] and not x["hist_mask"].numpy().any()
+    # Six eval events in rows of four, whatever the users' lengths: a user spans two batches.
+    assert [len(clicks) for _, clicks in batches] == [4, 2]
+    x = {k: np.concatenate([b[0][k].numpy() for b in batches]) for k in batches[0][0]}
+    clicks = np.concatenate([b[1].numpy() for b in batches])
+    np.testing.assert_array_equal(x["target_item"], [4, 5, 6, 7, 1, 3])
+    np.testing.assert_array_equal(x["hist_item"], [[2, 3, 0]] * 2 + [[9, 8, 2]] * 3 + [[0, 0, 0]])
+    np.testing.assert_array_equal(clicks, [1, 0, 0, 1, 1, 0])
+    assert not x["hist_mask"][-1].any() and x["hist_mask"][0].tolist() == [1, 1, 0]
