@@ -455,3 +455,24 @@ def test_rela_impr_over_global_auc_per_user_rows(ctr_users):
     assert expected > 0
     assert metrics["rela_impr", "candidate", False] == pytest.approx(expected, abs=TOL)
     assert validation.validation_ok, validation
+
+
+def test_labels_padded_wider_than_the_scores_are_cut_to_the_scores():
+    """TFMA may batch the label and the prediction signature differently, so one example's label
+    row can be padded wider (−1) than its score row; a real label beyond the scores is an error."""
+    from tensorflow_model_analysis.metrics import metric_types
+
+    from components.metrics.tfma_metrics import _examples
+
+    key = metric_types.MetricKey("auc")
+
+    def pairs(labels, scores):
+        element = metric_types.StandardMetricInputs(
+            labels=np.asarray(labels, np.float32), predictions=np.asarray(scores, np.float32),
+            example_weights=np.asarray([1.0], np.float32))
+        return [(y.tolist(), np.round(s, 4).tolist()) for y, s in _examples(element, None, key)]
+
+    assert pairs([1, 0, -1, -1], [0.9, 0.2]) == [([1, 0], [0.9, 0.2])]
+    assert pairs([1, -1], [0.9, 0.0, 0.0]) == [([1, -1], [0.9, 0.0])]  # scores wider: cut to the labels
+    with pytest.raises(ValueError, match="2 labelled slots but only 1 scores"):
+        pairs([1, 0, -1], [0.9])

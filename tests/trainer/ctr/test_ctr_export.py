@@ -122,6 +122,24 @@ def test_served_predictions_equal_the_keras_model_on_the_behaviour_history(expor
     assert np.abs(other[0] - by_user[0]).max() > 1e-6
 
 
+def test_serving_default_scores_in_chunks_of_rows(exported, tmp_path, monkeypatch):
+    """Rows are scored `SCORE_ROWS` at a time (bounded memory for TFMA's large batches): with
+    chunks of 2 rows, which split users, the scores equal the default export's; a batch whose
+    users have no eval item gives an empty [B, 0]."""
+    from trainer.ctr import export as ctr_export
+
+    model, table, served, _ = exported
+    monkeypatch.setattr(ctr_export, "SCORE_ROWS", 2)
+    (tmp_path / "items").write_text("\n".join(RAW_IDS) + "\n")
+    export(model, str(tmp_path / "items"), table, H, str(tmp_path / "chunked"))
+    chunked = tf.saved_model.load(str(tmp_path / "chunked"))
+    examples = tf.constant([_eval_example(**u) for u in USERS])
+    np.testing.assert_allclose(chunked.signatures["serving_default"](examples=examples)["pctr"].numpy(),
+                               served.signatures["serving_default"](examples=examples)["pctr"].numpy(), rtol=1e-6)
+    empty = tf.constant([_eval_example([17], [5.0], [], [])] * 3)
+    assert chunked.signatures["serving_default"](examples=empty)["pctr"].shape == (3, 0)
+
+
 def test_pctr_on_the_clicked_history_equals_serving_default(exported):
     """`pctr` takes the history as given: the clicked items reproduce serving_default's scores."""
     _, _, served, _ = exported
