@@ -113,14 +113,16 @@ class PipelineConfig:
         return family.metrics_of(self.families[family.name].dataset)
 
     def _family_training(self, family: Family) -> dict[str, Any]:
-        """The shared training fields set away from their defaults, with the family's own on top.
+        """The shared training fields set away from their defaults, then the data source's
+        (`Family.dataset_training`), with the family's own on top.
 
         A shared field left at its default does not override the family config class's own
         default (the CTR family evaluates 1024 rows per batch, not the shared 64 examples)."""
         defaults = TrainingConfig()
         shared = {f.name: getattr(self.training, f.name) for f in dataclasses.fields(TrainingConfig)
                   if getattr(self.training, f.name) != getattr(defaults, f.name)}
-        return {**shared, **self.families[family.name].training}
+        section = self.families[family.name]
+        return {**shared, **family.dataset_training.get(section.dataset, {}), **section.training}
 
     def training_for(self, model: str) -> dict[str, Any]:
         """The Trainer's custom_config of `model`: shared and family training fields, the

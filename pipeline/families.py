@@ -100,6 +100,9 @@ class Family:
     """Data source → its own metric table, replacing `metrics` for runs on it (a paper that
     reports other cut-offs on other data: UTPM's Prec@K at K ∈ {1, 2, 3} on MovieLens and
     {1, 5, 10, 20, 50} on news, `prec_at_k_metrics`). `metrics_of` picks."""
+    dataset_training: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    """Data source → training fields it sets by default, under the user's `families.<f>.training`
+    (the tags Trainer's own Prec@K cut-offs on MIND, matching `dataset_metrics`)."""
     check_section: str | None = None
     """Dotted path of ``check(section: FamilyConfig) -> None`` raising ValueError for settings
     that are valid one by one but not together (CTR: Taobao's sampled negatives with
@@ -292,6 +295,7 @@ TAGS = Family(
     # at UTPM's MovieLens cut-offs (docs/tags.md), and at its news cut-offs on MIND.
     metrics=prec_at_k_metrics((1, 2, 3)),
     dataset_metrics={"mind": prec_at_k_metrics((1, 5, 10, 20, 50))},
+    dataset_training={"mind": {"eval_ks": [1, 5, 10, 20, 50]}},
     label_key="clicked_tags",
     prediction_key="tag_scores",
     label_signature="labels",

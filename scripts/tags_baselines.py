@@ -30,11 +30,15 @@ from components.ingest.report import IngestReport
 from components.ingest.sequence_examples import ranked_tags
 
 
-def load(ratings_dir: str, tags_dir: str, n_tags: int):
+def load(ratings_dir: str, tags_dir: str, n_tags: int, vocabulary: int | None):
     data = movielens.load_movielens(ratings_dir, IngestReport(), tags_dir=tags_dir)
+    rated = {r.item_id for r in data.ratings}
+    by_tag = collections.Counter(t.tag for t in data.tags if t.item_id in rated)
+    kept = {t for t, _ in by_tag.most_common(vocabulary)} if vocabulary else set(by_tag)
     applied = collections.defaultdict(collections.Counter)
     for t in data.tags:
-        applied[t.item_id][t.tag] += 1
+        if t.tag in kept:
+            applied[t.item_id][t.tag] += 1
     article = {m: ranked_tags(c.items())[:n_tags] for m, c in applied.items()}
     per_user = collections.defaultdict(list)
     for r in data.ratings:
@@ -54,9 +58,10 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=10, help="H: history tags per user")
     parser.add_argument("--article-tags", type=int, default=3, help="N: tags per article")
     parser.add_argument("--positive", type=float, default=3.5)
+    parser.add_argument("--vocabulary", type=int, help="keep only the most applied tags (on rated movies)")
     args = parser.parse_args()
     ks = [int(k) for k in args.ks.split(",")]
-    article, per_user = load(args.ratings_dir, args.tags_dir, args.article_tags)
+    article, per_user = load(args.ratings_dir, args.tags_dir, args.article_tags, args.vocabulary)
     on_articles = collections.Counter(t for tags in article.values() for t in tags)
     users = []
     for uid, events in per_user.items():

@@ -187,3 +187,16 @@ def test_shared_training_fields_left_at_default_keep_the_family_default(tmp_path
     path.write_text("training:\n  eval_batch_size: 256\n")
     config = configs.load_config("tiny", str(path), {"output_dir": str(tmp_path), "models": ["embedding_mlp"]})
     assert config.training_for("embedding_mlp")["eval_batch_size"] == 256
+
+
+def test_the_tags_trainer_reports_the_data_sources_prec_at_k(tmp_path):
+    """MIND's Prec@K cut-offs reach the tags Trainer's reference eval, as they reach TFMA's."""
+    def eval_ks(dataset, training=None):
+        families = {"tags": {"dataset": dataset, "data_dir": str(tmp_path), "training": training or {}}}
+        config = configs.load_config("tiny", None, {"output_dir": str(tmp_path), "models": ["youtube_dnn"],
+                                                    "families": families})
+        return config.training_for("youtube_dnn")["eval_ks"]
+
+    assert eval_ks("movielens") == [1, 2, 3]
+    assert eval_ks("mind") == [1, 5, 10, 20, 50]
+    assert eval_ks("mind", {"eval_ks": [1, 3]}) == [1, 3]  # the user's setting wins

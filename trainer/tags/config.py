@@ -49,6 +49,16 @@ class TagsTrainingConfig(TrainingConfig):
     rest are the labelled articles (so the eval events stay unseen)."""
     top_k: int = 10
     """Tags returned by the `user_tags` signature (fewer if the vocabulary has fewer)."""
+    eval_ks: list[int] = dataclasses.field(default_factory=lambda: [1, 2, 3])
+    """Prec@K cut-offs of the Trainer's reference eval: UTPM's MovieLens K; the pipeline sets the
+    news K {1, 5, 10, 20, 50} on MIND (`Family.dataset_training`), as TFMA's gate metrics."""
+    sampled_negatives: int = 0
+    """Per labelled article, this many un-clicked *pseudo-articles* of N tags drawn uniformly
+    from the tag vocabulary, each with the same user's fields (0: the paper's protocol, rated
+    articles only). Why (docs/tags.md, "Why the models sat at chance"): liked-vs-disliked
+    articles teach which of a user's tags they like, not which tags their next articles carry,
+    which is what Prec@K counts; against uniform tags, BCE's optimum scores a tag by how often
+    it occurs in the user's clicked articles."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -59,3 +69,7 @@ class TagsTrainingConfig(TrainingConfig):
                              f"got {self.negative_rating}")
         if self.top_k < 1:
             raise ValueError(f"top_k: must be at least 1, got {self.top_k}")
+        if not self.eval_ks or any(int(k) < 1 for k in self.eval_ks):
+            raise ValueError(f"eval_ks: must be cut-offs of at least 1, got {self.eval_ks}")
+        if self.sampled_negatives < 0:
+            raise ValueError(f"sampled_negatives: must be at least 0, got {self.sampled_negatives}")

@@ -141,15 +141,37 @@ def training_samples(files: list[str], feature_spec: FeatureSpec, table: ItemTab
     return TrainingSamples(arrays, clicks, counts)
 
 
-def training_dataset(samples: TrainingSamples, batch_size: int, seed: int) -> tf.data.Dataset:
-    """Endless shuffled batches of (inputs, clicks) for `model.fit`."""
-    return (
+def training_dataset(samples: TrainingSamples, batch_size: int, seed: int, sampled_negatives: int = 0,
+                     num_tags: int = 0) -> tf.data.Dataset:
+    """Endless shuffled batches of (inputs, clicks) for `model.fit`.
+
+    With `sampled_negatives` k > 0 each batch of B labelled articles grows by k·B un-clicked
+    pseudo-articles (`TagsTrainingConfig.sampled_negatives`): row j of the batch lends its
+    user fields to k of them, whose N tags are drawn uniformly from the real tag ids
+    ``[FIRST_ID, num_tags)``; the draw is seeded by (seed, step), so a run repeats exactly.
+    """
+    batches = (
         tf.data.Dataset.from_tensor_slices((samples.inputs, samples.clicks))
         .repeat()
         .shuffle(min(samples.samples, 100_000), seed=seed)
         .batch(batch_size, drop_remainder=True)
-        .prefetch(2)
     )
+    if sampled_negatives:
+        if num_tags <= FIRST_ID:
+            raise ValueError(f"sampled_negatives: the tag vocabulary is empty (table size {num_tags})")
+
+        def with_negatives(step, batch):
+            inputs, clicks = batch
+            tags = inputs["article_tags"]
+            shape = [tf.shape(tags)[0] * sampled_negatives, tags.shape[1]]
+            drawn = tf.random.stateless_uniform(shape, [seed, step], FIRST_ID, num_tags, dtype=tf.int32)
+            grown = {k: tf.repeat(v, sampled_negatives, axis=0) for k, v in inputs.items()}
+            grown["article_tags"] = tf.cast(drawn, tags.dtype)
+            return ({k: tf.concat([inputs[k], grown[k]], 0) for k in inputs},
+                    tf.concat([clicks, tf.zeros([shape[0]], clicks.dtype)], 0))
+
+        batches = tf.data.Dataset.zip(tf.data.Dataset.counter(), batches).map(with_negatives)
+    return batches.prefetch(2)
 
 
 def eval_users(files: list[str], feature_spec: FeatureSpec, table: ItemTable, cfg: TagsTrainingConfig,

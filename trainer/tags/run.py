@@ -28,8 +28,6 @@ from trainer.tags.models import MODELS
 from trainer.tags.preprocessing import DEMOGRAPHICS, GENRE_VOCAB, TAG_VOCAB
 from trainer.transform_ops import FIRST_ID, table_size
 
-EVAL_K = (1, 2, 3)
-
 
 @dataclasses.dataclass
 class TagsData(loop.TrainingData):
@@ -56,7 +54,7 @@ def field_sizes(model_fields: tuple[str, ...], tft_output: tft.TFTransformOutput
     return {f: table_size(tft_output, vocab[f]) for f in model_fields}
 
 
-def prec_at_ks(model: keras.Model, batches, ks=EVAL_K) -> dict[str, float]:
+def prec_at_ks(model: keras.Model, batches, ks=(1, 2, 3)) -> dict[str, float]:
     """Reference Prec@K (UTPM eq. 5) over eval users, under the gate's names: `prec@K` ranks the
     user's history tags, `prec@K_all` every tag (pipeline/families.py: `prec_at_k_metrics`).
 
@@ -115,7 +113,8 @@ class TagsHooks(loop.FamilyHooks[TagsTrainingConfig, TagsData]):
                             num_tags=data.table.num_tags)
 
     def training_dataset(self, cfg: TagsTrainingConfig, data: TagsData, model: keras.Model) -> tf.data.Dataset:
-        return tags_input.training_dataset(data.train, cfg.batch_size, cfg.seed)
+        return tags_input.training_dataset(data.train, cfg.batch_size, cfg.seed, cfg.sampled_negatives,
+                                           data.table.num_tags)
 
     def compile(self, model: keras.Model, cfg: TagsTrainingConfig) -> None:
         model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
@@ -124,7 +123,7 @@ class TagsHooks(loop.FamilyHooks[TagsTrainingConfig, TagsData]):
     def evaluate(self, model: keras.Model, cfg: TagsTrainingConfig, data: TagsData, eval_files: list[str]) -> dict[str, float]:
         batches = tags_input.eval_users(eval_files, data.feature_spec, data.table, cfg, data.transform,
                                         tuple(model.config.fields))
-        return prec_at_ks(model, batches)
+        return prec_at_ks(model, batches, tuple(int(k) for k in cfg.eval_ks))
 
     def export(self, model: keras.Model, data: TagsData, tft_output: tft.TFTransformOutput, path: str) -> None:
         tags_export.export(model, tft_output, data.table, data.cfg, path)

@@ -120,7 +120,30 @@ def test_split_point_follows_the_example_gen_rule():
     assert tags_input.split_point(np.array([1, 2, 5, 10, 100]), 0.8).tolist() == [1, 1, 4, 8, 80]
 
 
-@pytest.mark.parametrize("field, value", [("field_fraction", 1.0), ("negative_rating", 4.0), ("top_k", 0)])
+def _samples(n: int) -> tags_input.TrainingSamples:
+    rng = np.random.default_rng(0)
+    inputs = {"user_tags": rng.integers(0, 9, (n, 4)), "article_tags": rng.integers(FIRST_ID, 9, (n, 3))}
+    return tags_input.TrainingSamples(inputs, (np.arange(n) % 3 > 0).astype(np.int32), {})
+
+
+def test_sampled_negatives_add_pseudo_articles_of_uniform_tags_with_the_users_fields():
+    samples = _samples(10)
+    batches = tags_input.training_dataset(samples, batch_size=4, seed=3, sampled_negatives=2, num_tags=50)
+    (x, y), (x2, _) = list(batches.take(2))
+    assert y.numpy().tolist()[4:] == [0] * 8 and x["article_tags"].shape == (12, 3)
+    # Row j's user fields go with pseudo-articles 4 + 2j and 4 + 2j + 1.
+    np.testing.assert_array_equal(x["user_tags"].numpy()[4:], np.repeat(x["user_tags"].numpy()[:4], 2, axis=0))
+    drawn = x["article_tags"].numpy()[4:]
+    assert drawn.min() >= FIRST_ID and drawn.max() < 50 and len(np.unique(drawn)) > 10
+    assert not np.array_equal(drawn, x2["article_tags"].numpy()[4:])  # a fresh draw per step
+    again = next(iter(tags_input.training_dataset(samples, batch_size=4, seed=3, sampled_negatives=2, num_tags=50)))
+    np.testing.assert_array_equal(again[0]["article_tags"].numpy(), x["article_tags"].numpy())  # seeded
+    plain = next(iter(tags_input.training_dataset(samples, batch_size=4, seed=3)))
+    assert plain[1].shape == (4,)
+
+
+@pytest.mark.parametrize("field, value", [("field_fraction", 1.0), ("negative_rating", 4.0), ("top_k", 0),
+                                          ("sampled_negatives", -1)])
 def test_training_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field):
         TagsTrainingConfig(**{field: value})
