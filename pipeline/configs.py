@@ -36,7 +36,7 @@ class FamilyConfig:
     """Preset of the family's synthetic generator."""
     source_options: dict[str, str] = dataclasses.field(default_factory=dict)
     """Extra settings of a real source (`Family.source_options`; tags: `tags_dir`, e.g. ml-10m's
-    tags for ml-1m ratings)."""
+    tags for ml-1m ratings; CTR and tags: `max_users`, e.g. 1500 of ml-1m's users)."""
     transform: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Fields of the family's Transform config (news: `NewsTransformConfig`)."""
     training: dict[str, Any] = dataclasses.field(default_factory=dict)

@@ -87,7 +87,8 @@ class Family:
     source_options: tuple[str, ...] = ()
     """Extra settings of the data source that `FamilyConfig.source_options` may hold, passed to
     `example_gen` and `prepare_data` (tags: `tags_dir`, a directory whose tags file joins the
-    ratings, e.g. ml-10m's tags for ml-1m ratings, UTPM's MovieLens protocol)."""
+    ratings, e.g. ml-10m's tags for ml-1m ratings, UTPM's MovieLens protocol; CTR and tags:
+    `max_users`, a fixed subset of the source's users for shorter runs)."""
     presets: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     """Pipeline preset name → {"section": this family's `FamilyConfig` values, "model_configs":
     its models' configs at that scale}; merged into the preset by `pipeline/configs.py`."""
@@ -208,7 +209,7 @@ CTR = Family(
     datasets=("synthetic", "movielens", "taobao", "mind"),
     example_gen="components.ingest.sequence_example_gen.example_gen",
     prepare_data="trainer.ctr.config.prepare_data",
-    source_options=("negatives_per_click",),
+    source_options=("negatives_per_click", "max_users"),
     schema="ctr.pbtxt",
     analyze_splits=("train", "items"),
     transform_splits=("train", "eval", "items"),
@@ -299,7 +300,7 @@ TAGS = Family(
     label_key="clicked_tags",
     prediction_key="tag_scores",
     label_signature="labels",
-    source_options=("tags_dir", "news_tags"),
+    source_options=("tags_dir", "news_tags", "max_users"),
     # Floor on history-tag ranking. tags-tiny: a random history tag gives Prec@1 0.388 (a random
     # tag 0.107), YouTube-DNN 0.605 (docs/tags.md, "Floors").
     default_min_value={"prec@1": 0.5},

@@ -119,6 +119,11 @@ def _write(document: dict, path: str) -> None:
             json.dump(document, f, indent=2, sort_keys=True)
 
 
+PATH_SOURCE_OPTIONS = ("tags_dir",)
+"""Source options that name a directory the pods read (the others, such as `max_users: 1500`
+or `news_tags: entities`, are values, not locations)."""
+
+
 def _check_locations(config: PipelineConfig) -> None:
     """Fails early, with the flag to fix, on locations that would only fail inside a pod."""
     locations = [("--output-dir", config.output_dir)]
@@ -131,7 +136,7 @@ def _check_locations(config: PipelineConfig) -> None:
             )
         locations.append(("--data-dir", data_dir))
         locations += [(f"families.{family.name}.source_options.{k}", v)
-                      for k, v in config.families[family.name].source_options.items()]
+                      for k, v in config.families[family.name].source_options.items() if k in PATH_SOURCE_OPTIONS]
     for flag, path in locations:
         if "://" not in path and not os.path.isabs(path):
             raise UserError(f"compile: {flag} {path} is relative; give a URI or an absolute path the pods mount")

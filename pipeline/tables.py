@@ -356,18 +356,33 @@ def _seeds(args: argparse.Namespace) -> list[int]:
     return list(range(1, args.seeds + 1))
 
 
+def _source_flags(spec: TableSpec, args: argparse.Namespace) -> dict[str, Any]:
+    """The source options the flags set (`--tags-dir`, `--max-users`), checked against the
+    table's family."""
+    family = FAMILIES[spec.family]
+    options: dict[str, Any] = {}
+    for flag, key, value in (("--tags-dir", "tags_dir", args.tags_dir), ("--max-users", "max_users", args.max_users)):
+        if value is None:
+            continue
+        if key not in family.source_options:
+            raise UserError(f"{flag}: the {spec.name} table's family ({spec.family}) takes no {key} source option")
+        options[key] = value
+    return options
+
+
 def build_configs(spec: TableSpec, args: argparse.Namespace) -> dict[int, PipelineConfig]:
     """Seed → the pipeline config of that seed's run: preset, then `--config`, then the flags,
-    then the table's models, the seed and the seed's folder."""
+    then the table's models, the seed and the seed's folder.
+
+    The source flags join the `--config` file's `source_options` (a file's `tags_dir` stays when
+    only `--max-users` is given), so they are applied after loading and the config validated again.
+    """
     from pipeline import configs
 
     family = FAMILIES[spec.family]
     models = _models(spec, args.models, list(family.registry()))
     overrides: dict[str, Any] = {"models": models}
-    if args.tags_dir:
-        if "tags_dir" not in family.source_options:
-            raise UserError(f"--tags-dir: the {spec.name} table's family ({spec.family}) takes no tags directory")
-        overrides["families"] = {spec.family: {"source_options": {"tags_dir": args.tags_dir}}}
+    source_flags = _source_flags(spec, args)
     data_dirs = [f"{spec.family}={args.data_dir}"] if args.data_dir else []
     by_seed = {}
     for seed in _seeds(args):
@@ -377,6 +392,9 @@ def build_configs(spec: TableSpec, args: argparse.Namespace) -> dict[int, Pipeli
             data_dirs=data_dirs, dataset=args.dataset,
         )
         section = config.families[spec.family]
+        if source_flags:
+            section.source_options = {**section.source_options, **source_flags}
+            config.validate()
         if section.dataset == "synthetic" and not section.data_dir:  # generate once, for every seed
             section.data_dir = os.path.join(args.output_dir, "data", f"{spec.family}-synthetic-{section.synthetic_preset}")
         by_seed[seed] = config
@@ -388,9 +406,9 @@ def _command(args: argparse.Namespace, by_seed: Mapping[int, PipelineConfig]) ->
     models = next(iter(by_seed.values())).models
     parts = ["usermodel table", args.table, "--preset", args.preset]
     for flag, value in (("--config", args.config), ("--dataset", args.dataset), ("--data-dir", args.data_dir),
-                        ("--tags-dir", args.tags_dir)):
+                        ("--tags-dir", args.tags_dir), ("--max-users", args.max_users)):
         if value:
-            parts += [flag, value]
+            parts += [flag, str(value)]
     if args.models:
         parts += ["--models", ",".join(models)]
     return " ".join([*parts, "--seed-list", ",".join(map(str, by_seed)), "--output-dir", args.output_dir])
@@ -433,6 +451,9 @@ def add_table_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--data-dir", help="directory of the real source (MovieLens release, Taobao)")
     parser.add_argument("--tags-dir", help="utpm: a directory whose tags file joins the ratings "
                                            "(ml-10m's tags for ml-1m, UTPM's MovieLens setting)")
+    parser.add_argument("--max-users", type=positive(int), metavar="N",
+                        help="keep N of the source's users, the same N on every run (the smallest CRC-32 "
+                             "hashes of their ids; source option max_users): a shorter table")
     seeds = parser.add_mutually_exclusive_group()
     seeds.add_argument("--seeds", type=positive(int), default=3, help="run seeds 1..N (default 3)")
     seeds.add_argument("--seed-list", metavar="S1,S2,...", help="run these training seeds instead")

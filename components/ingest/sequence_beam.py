@@ -13,11 +13,16 @@ and a .gz file cannot be split); everything after the read is keyed and spread o
 workers by the grouping itself. Row problems and counts travel as a side output of (name, n) pairs, summed by a
 combine, plus one `IngestReport` per file read; `write_report_parts` merges them into one JSON
 file that the executor turns back into the ingest report.
+
+With a `max_users` source option, `KeepUsers` drops every other user's rows right after the read,
+so everything downstream (the per-user grouping, Taobao's catalog and negatives, the counters)
+sees the data as if the file held only the kept users.
 """
 
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -31,6 +36,8 @@ from components.ingest.report import IngestReport
 
 COUNTS = "counts"
 REPORTS = "reports"
+USERS_KEPT = "users kept by max_users"
+USERS_DROPPED = "users dropped by max_users (no examples)"
 Reader = Callable[[str, IngestReport], Iterator[Any]]
 
 
@@ -91,6 +98,59 @@ def _by_position(pairs: Sequence[tuple[int, Any]]) -> Any:
     return min(pairs, key=lambda pair: pair[0])[1]
 
 
+def user_rank(user_id: int | str) -> tuple[int, int | str]:
+    """A user's place in the `max_users` order: the CRC-32 of the id's text, then the id.
+
+    CRC-32 rather than `hash()`: Python salts string hashes per process, and the subset must be
+    the same on every worker, run and machine. A hash rather than the id itself, so the subset is
+    not "the oldest accounts" (ids often follow sign-up order) but spread over the id range; the
+    id breaks the (rare) hash ties, so the order is total.
+    """
+    return zlib.crc32(str(user_id).encode("utf-8")), user_id
+
+
+class KeepUsers(beam.PTransform):
+    """Keeps the (position, row) pairs of the `max_users` users of smallest `user_rank`.
+
+    The distinct user ids of the rows are ranked and the smallest `max_users` kept by a combine
+    (`Top.Smallest`, a bounded heap per worker, merged), which reaches the filter as a side input
+    (a set of at most `max_users` ids); nothing else is gathered. Returns the kept rows and
+    (counter, n) pairs saying how many users were kept and dropped.
+    """
+
+    def __init__(self, max_users: int, user_of: Callable[[Any], int | str]):
+        super().__init__()
+        self._max_users, self._user_of = max_users, user_of
+
+    def expand(self, rows: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
+        user_of = self._user_of
+        users = rows | "UserIds" >> beam.Map(lambda pr: user_of(pr[1])) | "DistinctUsers" >> beam.Distinct()
+        kept = beam.pvalue.AsSingleton(
+            users
+            | "Rank" >> beam.Map(user_rank)
+            | "Smallest" >> beam.combiners.Top.Smallest(self._max_users)
+            | "KeptIds" >> beam.Map(lambda ranked: {user for _, user in ranked})
+        )
+        kept_rows = rows | "KeepRows" >> beam.Filter(lambda pr, keep: user_of(pr[1]) in keep, kept)
+        counts = (
+            users
+            | "CountUsers" >> beam.combiners.Count.Globally()
+            | "KeptAndDropped" >> beam.FlatMap(lambda total, keep: [(USERS_KEPT, len(keep)),
+                                                                     (USERS_DROPPED, total - len(keep))], kept)
+        )
+        return kept_rows, counts
+
+
+def _keep_users(rows: beam.PCollection, max_users: int | None,
+                user_of: Callable[[Any], int | str]) -> tuple[beam.PCollection, list[beam.PCollection], list[str]]:
+    """`rows` through `KeepUsers` when `max_users` is set: (rows, its counts, its counters to seed);
+    unset, the rows as they are and nothing more, so the graph and report are unchanged."""
+    if max_users is None:
+        return rows, [], []
+    kept, counts = rows | "MaxUsers" >> KeepUsers(max_users, user_of)
+    return kept, [counts], [USERS_KEPT, USERS_DROPPED]
+
+
 # --- MovieLens -----------------------------------------------------------------------------
 
 
@@ -129,7 +189,8 @@ def _movie(element: tuple[int, dict[str, list]], has_tags: bool) -> Iterator[Any
 
 
 def movielens_graph(
-    pipeline: beam.Pipeline, files: movielens.MovieLensFiles, tags_path: str | None, uri: str, report_path: str
+    pipeline: beam.Pipeline, files: movielens.MovieLensFiles, tags_path: str | None, uri: str, report_path: str,
+    max_users: int | None = None,
 ) -> None:
     """Adds the MovieLens ExampleGen to `pipeline`: splits under `uri`, report parts at `report_path`.
 
@@ -139,10 +200,14 @@ def movielens_graph(
         tags_path: The tags file to use (the release's, or another release's), if any.
         uri: The Examples artifact directory.
         report_path: Where `write_report_parts` writes the report.
+        max_users: Keep only this many users' ratings (`KeepUsers`; None: all). The catalog
+            is still every movie of the movies file with every tag; its rating counters
+            count the kept ratings.
     """
     ratings, rating_report = pipeline | "Ratings" >> ReadRows(movielens.read_ratings, files.ratings, 0)
+    ratings, counts, kept_counters = _keep_users(ratings, max_users, lambda rating: rating.user_id)
     movies, movie_report = pipeline | "Movies" >> ReadRows(movielens.read_movies, files.movies, 1)
-    reports, counts = [rating_report, movie_report], []
+    reports = [rating_report, movie_report]
     events = ratings | "EventsByUser" >> beam.Map(lambda pr: (pr[1].user_id, (pr[1].time, pr[0], pr[1])))
     profiles = pipeline | "NoProfiles" >> beam.Create([])
     if files.users is not None:
@@ -180,7 +245,7 @@ def movielens_graph(
               movielens.RATINGS_WITHOUT_MOVIE, ex.TAGGED_MOVIES, ex.TAGS_WITHOUT_MOVIE]
     seeded += [ex.USERS_WITHOUT_PROFILE] if files.users is not None else []
     seeded += [movielens.TAGS_ON_UNRATED] if tags_path is not None else []
-    write_report_parts(pipeline, reports, counts, seeded, report_path)
+    write_report_parts(pipeline, reports, counts, seeded + kept_counters, report_path)
 
 
 # --- Taobao --------------------------------------------------------------------------------
@@ -215,15 +280,24 @@ def _taobao_item(element: tuple[int, tuple[int, int, int, int]]) -> Iterator[Any
     yield beam.pvalue.TaggedOutput(ex.ITEMS, ex.taobao_item_example(item_id, category).SerializeToString())
 
 
-def taobao_graph(pipeline: beam.Pipeline, path: str, negatives_per_click: int, uri: str, report_path: str) -> None:
+def taobao_graph(pipeline: beam.Pipeline, path: str, negatives_per_click: int, uri: str, report_path: str,
+                 max_users: int | None = None) -> None:
     """Adds the Taobao ExampleGen to `pipeline` (see `movielens_graph` for the arguments).
 
     The catalog is each item's most frequent category: events are counted per (item,
     category) with their first file position, then one category is kept per item
     (`sequence_examples.most_frequent_category`). With `negatives_per_click` > 0 the catalog
     also reaches every user worker as a side input, to draw the negatives from.
+
+    With `max_users` the catalog (the items split and the negatives' catalog alike) is built
+    from the kept users' events only, as if the file held only them: an item nobody in the
+    subset touched would otherwise appear in the data only as a sampled negative, a label a
+    model can learn from the id alone, and would widen the vocabularies for nothing. So the
+    kept users' clicks equal the full run's, but their negatives (drawn from a smaller
+    catalog) and an item's most frequent category may differ.
     """
     rows, read_report = pipeline | "Behaviors" >> ReadRows(taobao.read_behaviors, path, 0)
+    rows, kept_counts, kept_counters = _keep_users(rows, max_users, lambda behavior: behavior.user_id)
     categories = (
         rows
         | "ItemCategoryPairs" >> beam.Map(lambda pr: ((pr[1].item_id, pr[1].category_id), (1, pr[0])))
@@ -250,7 +324,8 @@ def taobao_graph(pipeline: beam.Pipeline, path: str, negatives_per_click: int, u
     seeded = [ex.USERS, ex.USERS_WITHOUT_EVAL, ex.TRAIN_EVENTS, ex.EVAL_EVENTS, ex.ITEMS_IN_CATALOG,
               ex.ITEMS_IN_SEVERAL_CATEGORIES]
     seeded += [ex.SAMPLED_NEGATIVES, ex.CLICKS_WITHOUT_NEGATIVES] if negatives_per_click > 0 else []
-    write_report_parts(pipeline, [read_report], [users_out[COUNTS], items_out[COUNTS]], seeded, report_path)
+    write_report_parts(pipeline, [read_report], [users_out[COUNTS], items_out[COUNTS], *kept_counts],
+                       seeded + kept_counters, report_path)
 
 
 # --- MIND ----------------------------------------------------------------------------------
@@ -272,15 +347,19 @@ def _mind_user(element: tuple[str, list[tuple[int, mind.Impression]]], known: se
         yield from _emit(train, eval_, counts)
 
 
-def mind_graph(pipeline: beam.Pipeline, files: mind.MindFiles, news_tags: str, uri: str, report_path: str) -> None:
+def mind_graph(pipeline: beam.Pipeline, files: mind.MindFiles, news_tags: str, uri: str, report_path: str,
+               max_users: int | None = None) -> None:
     """Adds the MIND ExampleGen to `pipeline` (see `movielens_graph` for the arguments).
 
     Impressions are grouped per user (`sequence_examples.mind_user_examples` builds the
     sequences); the catalog is one row per numeric news id (`news_tags`: what its ``tags``
     are). The numeric ids of the catalog reach the user workers as a side input (a set: 161k
-    ints for MIND-large), so ids missing from news.tsv are counted without a join.
+    ints for MIND-large), so ids missing from news.tsv are counted without a join. `max_users`
+    keeps that many of behaviors.tsv's users (a kept user without usable events still gives no
+    example); the catalog is all of news.tsv either way.
     """
     impressions, behavior_report = pipeline | "Behaviors" >> ReadRows(mind.read_behaviors, str(files.behaviors), 0)
+    impressions, kept_counts, kept_counters = _keep_users(impressions, max_users, lambda impression: impression.user_id)
     news, news_report = pipeline | "News" >> ReadRows(mind.read_news, str(files.news), 1)
     by_id = (
         news
@@ -301,8 +380,8 @@ def mind_graph(pipeline: beam.Pipeline, files: mind.MindFiles, news_tags: str, u
               ex.HISTORY_CLICKS, ex.HISTORY_CLICKS_MISSING, ex.DUPLICATE_HISTORY_CLICKS, ex.LATER_HISTORY_IDS,
               ex.SHOWN_ARTICLES, ex.SHOWN_CLICKS, ex.SHOWN_ARTICLES_MISSING, ex.UNLABELLED_ARTICLES,
               ex.ITEMS_IN_CATALOG, ex.NEWS_ID_COLLISIONS]
-    write_report_parts(pipeline, [behavior_report, news_report], [users_out[COUNTS], items_out[COUNTS]], seeded,
-                       report_path)
+    write_report_parts(pipeline, [behavior_report, news_report], [users_out[COUNTS], items_out[COUNTS], *kept_counts],
+                       seeded + kept_counters, report_path)
 
 
 # --- The report ----------------------------------------------------------------------------

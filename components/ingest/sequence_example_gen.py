@@ -36,6 +36,13 @@ and e.g. ``--runner=DataflowRunner --project=P --region=R --temp_location=gs://B
 ``--runner=FlinkRunner --flink_master=HOST:8081 --environment_type=LOOPBACK`` for the full
 100M-row Taobao file. Each input file is read by one worker (see `sequence_beam`), which must
 be able to open the input path.
+
+Users: every user of the source by default; the ``max_users`` source option keeps N of them, the
+same N on every run and machine (the N smallest CRC-32 hashes of the user ids,
+`sequence_beam.KeepUsers`), dropped in the Beam pipeline right after the read, before the
+per-user grouping. A kept user's examples are those of a run over all users (Taobao's sampled
+negatives aside: the Taobao catalog is the kept users' items); the report counts the users kept
+and dropped.
 """
 
 from __future__ import annotations
@@ -107,6 +114,12 @@ class _SequenceExecutor(base_beam_executor.BaseBeamExecutor):
         write_report(sequence_beam.read_report_parts(report_path), examples)
 
 
+def _max_users(exec_properties: dict[str, Any]) -> int | None:
+    """The `max_users` execution property (None, or absent in an older pipeline: every user)."""
+    value = exec_properties.get("max_users")
+    return None if value is None else int(value)
+
+
 def _check_first_row(read: sequence_beam.Reader, path: str | os.PathLike[str]) -> None:
     """Reads the first row of a file now, so a missing file or a wrong header is a
     DatasetError naming the file before Beam starts, not a failure inside a worker."""
@@ -124,7 +137,8 @@ class MovieLensExecutor(_SequenceExecutor):
                            (movielens.read_users, files.users), (movielens.read_tags, tags_path)):
             if path is not None:
                 _check_first_row(read, path)
-        sequence_beam.movielens_graph(pipeline, files, str(tags_path) if tags_path else None, uri, report_path)
+        sequence_beam.movielens_graph(pipeline, files, str(tags_path) if tags_path else None, uri, report_path,
+                                      _max_users(exec_properties))
 
 
 class TaobaoExecutor(_SequenceExecutor):
@@ -135,7 +149,8 @@ class TaobaoExecutor(_SequenceExecutor):
         negatives_per_click = exec_properties.get("negatives_per_click")
         if negatives_per_click is None:
             negatives_per_click = DEFAULT_NEGATIVES_PER_CLICK
-        sequence_beam.taobao_graph(pipeline, str(path), int(negatives_per_click), uri, report_path)
+        sequence_beam.taobao_graph(pipeline, str(path), int(negatives_per_click), uri, report_path,
+                                   _max_users(exec_properties))
 
 
 class MindSequenceExecutor(_SequenceExecutor):
@@ -146,13 +161,14 @@ class MindSequenceExecutor(_SequenceExecutor):
         _check_first_row(mind.read_behaviors, files.behaviors)
         _check_first_row(mind.read_news, files.news)
         news_tags = exec_properties.get("news_tags") or DEFAULT_NEWS_TAGS
-        sequence_beam.mind_graph(pipeline, files, news_tags, uri, report_path)
+        sequence_beam.mind_graph(pipeline, files, news_tags, uri, report_path, _max_users(exec_properties))
 
 
 class MovieLensExampleGenSpec(component_spec.ComponentSpec):
     PARAMETERS = {
         "input_base": component_spec.ExecutionParameter(type=str),
         "tags_dir": component_spec.ExecutionParameter(type=str, optional=True),
+        "max_users": component_spec.ExecutionParameter(type=int, optional=True),
     }
     INPUTS: dict = {}
     OUTPUTS = {"examples": component_spec.ChannelParameter(type=standard_artifacts.Examples)}
@@ -162,6 +178,7 @@ class TaobaoExampleGenSpec(component_spec.ComponentSpec):
     PARAMETERS = {
         "input_base": component_spec.ExecutionParameter(type=str),
         "negatives_per_click": component_spec.ExecutionParameter(type=int, optional=True),
+        "max_users": component_spec.ExecutionParameter(type=int, optional=True),
     }
     INPUTS: dict = {}
     OUTPUTS = {"examples": component_spec.ChannelParameter(type=standard_artifacts.Examples)}
@@ -171,6 +188,7 @@ class MindSequenceExampleGenSpec(component_spec.ComponentSpec):
     PARAMETERS = {
         "input_base": component_spec.ExecutionParameter(type=str),
         "news_tags": component_spec.ExecutionParameter(type=str, optional=True),
+        "max_users": component_spec.ExecutionParameter(type=int, optional=True),
     }
     INPUTS: dict = {}
     OUTPUTS = {"examples": component_spec.ChannelParameter(type=standard_artifacts.Examples)}
@@ -182,17 +200,20 @@ class MovieLensExampleGen(base_beam_component.BaseBeamComponent):
     SPEC_CLASS = MovieLensExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(MovieLensExecutor)
 
-    def __init__(self, input_base: str, tags_dir: str | None = None):
+    def __init__(self, input_base: str, tags_dir: str | None = None, max_users: int | None = None):
         """Args:
         input_base: A MovieLens release directory (``ratings.dat``/``.csv``, movies, and
             optionally users.dat and tags; any file may be gzipped).
         tags_dir: A directory whose tags file replaces the release's: ml-10m's tags give
             ml-1m movies tags (movie ids are shared across releases), UTPM's protocol.
+        max_users: Keep this many users, the same ones on every run (see the module
+            docstring); None: every user.
         """
         super().__init__(
             spec=MovieLensExampleGenSpec(
                 input_base=input_base,
                 tags_dir=tags_dir,
+                max_users=max_users,
                 examples=types.Channel(type=standard_artifacts.Examples),
             )
         )
@@ -205,15 +226,19 @@ class TaobaoExampleGen(base_beam_component.BaseBeamComponent):
     SPEC_CLASS = TaobaoExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(TaobaoExecutor)
 
-    def __init__(self, input_base: str, negatives_per_click: int = DEFAULT_NEGATIVES_PER_CLICK):
+    def __init__(self, input_base: str, negatives_per_click: int = DEFAULT_NEGATIVES_PER_CLICK,
+                 max_users: int | None = None):
         """Args:
         input_base: A directory holding one ``UserBehavior*.csv`` (or ``.csv.gz``).
         negatives_per_click: Sampled negatives inserted after each click (0: none).
+        max_users: Keep this many users, the same ones on every run (their items are the
+            catalog; see the module docstring); None: every user.
         """
         super().__init__(
             spec=TaobaoExampleGenSpec(
                 input_base=input_base,
                 negatives_per_click=negatives_per_click,
+                max_users=max_users,
                 examples=types.Channel(type=standard_artifacts.Examples),
             )
         )
@@ -226,16 +251,19 @@ class MindSequenceExampleGen(base_beam_component.BaseBeamComponent):
     SPEC_CLASS = MindSequenceExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(MindSequenceExecutor)
 
-    def __init__(self, input_base: str, news_tags: str = "subcategory"):
+    def __init__(self, input_base: str, news_tags: str = "subcategory", max_users: int | None = None):
         """Args:
         input_base: A MIND split directory (``behaviors.tsv``, ``news.tsv``).
         news_tags: What an article's ``tags`` are: ``subcategory`` or ``entities``
             (`sequence_examples.NEWS_TAGS`).
+        max_users: Keep this many users, the same ones on every run (see the module
+            docstring); None: every user.
         """
         super().__init__(
             spec=MindSequenceExampleGenSpec(
                 input_base=input_base,
                 news_tags=news_tags,
+                max_users=max_users,
                 examples=types.Channel(type=standard_artifacts.Examples),
             )
         )
@@ -281,17 +309,36 @@ def news_tags_option(dataset: str, value: str | None) -> str:
     return value
 
 
+def max_users_option(value: str | int | None) -> int | None:
+    """The `max_users` source option as a count (None when unset: every user).
+
+    Raises:
+        UserError: For a value that is not a positive integer (`1500` or `"1500"`; not `1.5`,
+            `0`, `true`).
+    """
+    if value is None:
+        return None
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        count = 0
+    if count < 1 or str(value).strip() != str(count):
+        raise UserError(f"source_options.max_users: {value!r} is not a positive integer (a number of users)")
+    return count
+
+
 def _check_options(dataset: str, tags_dir: str | None, negatives_per_click: str | int | None,
-                   news_tags: str | None) -> tuple[int, str]:
-    """The checked source options: (negatives per click, news tags)."""
+                   news_tags: str | None, max_users: str | int | None) -> tuple[int, str, int | None]:
+    """The checked source options: (negatives per click, news tags, max users)."""
     if tags_dir and dataset == "mind":
         raise UserError("source_options.tags_dir: MIND articles take their tags from news.tsv (see news_tags)")
-    return negatives_option(dataset, negatives_per_click), news_tags_option(dataset, news_tags)
+    return (negatives_option(dataset, negatives_per_click), news_tags_option(dataset, news_tags),
+            max_users_option(max_users))
 
 
 def example_gen(
     dataset: str, data_dir: str, tags_dir: str | None = None, negatives_per_click: str | int | None = None,
-    news_tags: str | None = None,
+    news_tags: str | None = None, max_users: str | int | None = None,
 ) -> base_beam_component.BaseBeamComponent:
     """The ExampleGen of a behaviour-sequence family (`pipeline/families.py`: CTR, tags).
 
@@ -299,14 +346,15 @@ def example_gen(
     MovieLensExampleGen; `taobao` reads UserBehavior; `mind` reads a MIND directory.
     `tags_dir`: a directory whose tags file replaces the release's (ml-10m's tags for ml-1m
     ratings); `negatives_per_click`: Taobao's sampled negatives per click (`negatives_option`);
-    `news_tags`: MIND's article tags (`news_tags_option`).
+    `news_tags`: MIND's article tags (`news_tags_option`); `max_users`: keep that many users
+    (`max_users_option`; any source).
     """
-    count, tags = _check_options(dataset, tags_dir, negatives_per_click, news_tags)
+    count, tags, users = _check_options(dataset, tags_dir, negatives_per_click, news_tags, max_users)
     if dataset == "taobao":
-        return TaobaoExampleGen(input_base=data_dir, negatives_per_click=count)
+        return TaobaoExampleGen(input_base=data_dir, negatives_per_click=count, max_users=users)
     if dataset == "mind":
-        return MindSequenceExampleGen(input_base=data_dir, news_tags=tags)
-    return MovieLensExampleGen(input_base=data_dir, tags_dir=tags_dir)
+        return MindSequenceExampleGen(input_base=data_dir, news_tags=tags, max_users=users)
+    return MovieLensExampleGen(input_base=data_dir, tags_dir=tags_dir, max_users=users)
 
 
 def prepare_data(
@@ -317,11 +365,12 @@ def prepare_data(
     tags_dir: str | None = None,
     negatives_per_click: str | int | None = None,
     news_tags: str | None = None,
+    max_users: str | int | None = None,
 ) -> None:
     """Generates the synthetic MovieLens-format set on first use; checks a real directory and
     the source options now, so a mistake is reported before the run starts rather than
     minutes into it. (Synthetic MIND-format data: `usermodel data generate mind`.)"""
-    _check_options(dataset, tags_dir, negatives_per_click, news_tags)
+    _check_options(dataset, tags_dir, negatives_per_click, news_tags, max_users)
     if dataset == "taobao":
         find_behavior_file(data_dir)
         return

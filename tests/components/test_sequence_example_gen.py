@@ -8,8 +8,10 @@ expectation computed here, independently, from the raw lines.
 
 from __future__ import annotations
 
+import io
 import json
 import pathlib
+import zlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -18,10 +20,11 @@ import tensorflow as tf
 from tfx.types import standard_artifacts
 
 from components.errors import UserError
-from components.ingest import example_gen_utils, movielens, negatives, taobao
+from components.ingest import example_gen_utils, movielens, negatives, sequence_beam, taobao
 from components.ingest import sequence_example_gen as seq
 from components.ingest import sequence_examples as ex
 from components.ingest.report import DatasetError
+from trainer.ctr import config as ctr_config
 
 SHARED = pathlib.Path(__file__).resolve().parents[3] / "shared" / "datasets"
 ML_SMALL = SHARED / "movielens" / "ml-latest-small"
@@ -337,6 +340,47 @@ def test_beam_examples_equal_an_independent_expectation(generated) -> None:
     assert [e.split(": ")[0] for e in report["examples"]] == [f"{ratings_path}:{n}" for n in raw["bad_lines"]]
 
 
+# --- max_users: a fixed subset of the users ------------------------------------------------------
+
+
+def _smallest_hashes(users: set[int], n: int) -> set[int]:
+    """The `n` users of smallest CRC-32 of their id's text (ties by id), computed here."""
+    return set(sorted(users, key=lambda u: (zlib.crc32(str(u).encode()), u))[:n])
+
+
+@pytest.fixture(scope="module")
+def generated_subset(generated, tmp_path_factory: pytest.TempPathFactory) -> list[standard_artifacts.Examples]:
+    """The generated release with max_users 12 of its 30 users, twice: on one DirectRunner
+    thread and on two, so "the same users" holds across worker layouts too."""
+    _, root, _ = generated
+    out = tmp_path_factory.mktemp("generated-subset")
+    threads = ["--direct_running_mode=multi_threading", "--direct_num_workers=2"]
+    return [_run(seq.MovieLensExecutor, out / "one", input_base=str(root / "ml"), max_users=12),
+            _run(seq.MovieLensExecutor, out / "two", threads, input_base=str(root / "ml"), max_users=12)]
+
+
+def test_max_users_keeps_the_same_users_with_their_full_run_examples(generated, generated_subset) -> None:
+    raw, _, full_examples = generated
+    full = _splits(full_examples)
+    kept = _smallest_hashes(set(full[ex.TRAIN]), 12)
+    want_eval = kept & full[ex.EVAL].keys()
+    assert len(want_eval) < len(kept)  # some kept users have a single rating (train only)
+    for examples in generated_subset:
+        got = _splits(examples)
+        assert got[ex.TRAIN].keys() == kept
+        assert got[ex.EVAL].keys() == want_eval
+        for split in (ex.TRAIN, ex.EVAL):  # the full run's examples of those users
+            assert got[split] == {u: full[split][u] for u in got[split]}
+        assert got[ex.ITEMS] == full[ex.ITEMS]  # the catalog is the movies file's, whoever rated
+        counters = _assert_report(examples)["counters"]
+        assert counters[sequence_beam.USERS_KEPT] == counters[ex.USERS] == 12
+        assert counters[sequence_beam.USERS_DROPPED] == 30 - 12
+        assert counters[ex.TRAIN_EVENTS] == _event_count(got[ex.TRAIN])
+        assert counters[ex.USERS_WITHOUT_PROFILE] == len(kept - set(range(1, 25)))
+    # Unset, the report says nothing of it (and the examples are the independent expectation's).
+    assert sequence_beam.USERS_KEPT not in _assert_report(full_examples)["counters"]
+
+
 # --- Taobao, hand-made file --------------------------------------------------------------------
 
 
@@ -408,6 +452,61 @@ def test_taobao_items_and_report(small_taobao) -> None:
     assert [example.split(": ")[0] for example in report["examples"]] == [f"{path}:7", f"{path}:10"]
 
 
+SUBSET_CLICKS = {11: 5, 12: 2, 13: 6, 14: 1, 15: 7, 16: 6, 17: 3, 18: 7}
+"""Clicks per user of a hand-made 8-user file (user 14 has one: train only)."""
+SUBSET_BEHAVIORS_CSV = [  # users interleaved in time, 23 items in 4 categories
+    f"{user},{200 + (7 * user + 3 * k) % 23},{30 + (user + k) % 4},pv,{1511600000 + 60 * k + user}"
+    for k in range(7) for user, clicks in SUBSET_CLICKS.items() if k < clicks
+]
+
+
+@pytest.fixture(scope="module")
+def taobao_subset(tmp_path_factory: pytest.TempPathFactory) -> dict[str, standard_artifacts.Examples]:
+    """The 8-user file over all users and with max_users 3, without negatives (to compare the
+    clicks) and with one negative per click (to check the catalog they are drawn from)."""
+    root = tmp_path_factory.mktemp("taobao-subset")
+    data = str(_write(root / "data" / "UserBehavior.csv", SUBSET_BEHAVIORS_CSV).parent)
+    runs = {"full": {"negatives_per_click": 0}, "subset": {"negatives_per_click": 0, "max_users": 3},
+            "negatives": {"negatives_per_click": 1, "max_users": 3}}
+    return {name: _run(seq.TaobaoExecutor, root / name, input_base=data, **props) for name, props in runs.items()}
+
+
+def _item_ids(splits: Mapping[str, Mapping[int, tf.train.Example]], every_other: bool = False) -> set[int]:
+    """The item ids of the users' train and eval events (`every_other`: the sampled negatives,
+    with one per click)."""
+    return {i for split in (ex.TRAIN, ex.EVAL) for row in splits[split].values()
+            for i in _values(row, "item_ids")[slice(1, None, 2) if every_other else slice(None)]}
+
+
+def test_taobao_max_users_keeps_the_users_and_builds_the_catalog_from_their_events(taobao_subset) -> None:
+    full, subset = _splits(taobao_subset["full"]), _splits(taobao_subset["subset"])
+    assert len(full[ex.TRAIN]) == 8 and len(full[ex.EVAL]) < 8  # the fixture has single-event users
+    kept = _smallest_hashes(set(full[ex.TRAIN]), 3)
+    assert subset[ex.TRAIN].keys() == kept and subset[ex.EVAL].keys() == kept & full[ex.EVAL].keys()
+    for split in (ex.TRAIN, ex.EVAL):
+        assert subset[split] == {u: full[split][u] for u in subset[split]}
+    kept_items = _item_ids(subset)
+    assert subset[ex.ITEMS].keys() == kept_items < full[ex.ITEMS].keys()
+    sampled = _splits(taobao_subset["negatives"])
+    assert sampled[ex.TRAIN].keys() == kept and sampled[ex.ITEMS].keys() == kept_items
+    negatives = _item_ids(sampled, every_other=True)
+    assert negatives and negatives <= kept_items  # drawn from the kept users' items only
+    for name in ("subset", "negatives"):
+        counters = _assert_report(taobao_subset[name])["counters"]
+        assert (counters[sequence_beam.USERS_KEPT], counters[sequence_beam.USERS_DROPPED]) == (3, 5)
+
+
+@pytest.mark.parametrize("value", ["0", 0, -3, "1.5", 1.5, "many", True, ""])
+def test_max_users_mistakes_name_the_field_before_any_data_is_read(value) -> None:
+    message = rf"source_options.max_users: {value!r} is not a positive integer".replace("(", r"\(")
+    with pytest.raises(UserError, match=message):
+        seq.example_gen("movielens", "/absent", max_users=value)
+    with pytest.raises(UserError, match="^" + message):  # not a DatasetError for /absent
+        seq.prepare_data("taobao", "/absent", "demo", io.StringIO(), max_users=value)
+    with pytest.raises(UserError, match="^families.ctr." + message):
+        ctr_config.prepare_data("movielens", "/absent", "demo", io.StringIO(), max_users=value)
+
+
 @pytest.mark.parametrize("names", [[], ["UserBehavior.csv", "UserBehavior_sample.csv"]])
 def test_taobao_needs_exactly_one_behavior_file(tmp_path: pathlib.Path, names: list[str]) -> None:
     for name in names:
@@ -418,7 +517,7 @@ def test_taobao_needs_exactly_one_behavior_file(tmp_path: pathlib.Path, names: l
 
 def test_components_declare_their_parameters() -> None:
     properties = {"input_base": "/data/ml-1m", "tags_dir": "/data/ml-10m-tags"}
-    assert seq.MovieLensExampleGen(**properties).exec_properties == properties
+    assert seq.MovieLensExampleGen(**properties).exec_properties == {**properties, "max_users": None}
     untagged = seq.MovieLensExampleGen(input_base="/data/ml-latest-small")
     assert untagged.exec_properties["tags_dir"] is None
     taobao_gen = seq.TaobaoExampleGen(input_base="/data/taobao")
@@ -426,6 +525,9 @@ def test_components_declare_their_parameters() -> None:
     assert taobao_gen.exec_properties["negatives_per_click"] == seq.DEFAULT_NEGATIVES_PER_CLICK == 1
     assert seq.example_gen("taobao", "/data/taobao", negatives_per_click="3").exec_properties[
         "negatives_per_click"] == 3
+    for dataset in ("synthetic", "movielens", "taobao", "mind"):  # "1500" from a flag, 1500 from YAML
+        for value in ("1500", 1500):
+            assert seq.example_gen(dataset, "/data", max_users=value).exec_properties["max_users"] == 1500
 
 
 @pytest.mark.parametrize(("dataset", "value", "message"), [

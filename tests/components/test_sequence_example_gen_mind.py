@@ -13,13 +13,14 @@ from __future__ import annotations
 import datetime
 import json
 import pathlib
+import zlib
 
 import pytest
 import tensorflow as tf
 from tfx.types import standard_artifacts
 
 from components.errors import UserError
-from components.ingest import example_gen_utils, splits, synthetic
+from components.ingest import example_gen_utils, sequence_beam, splits, synthetic
 from components.ingest import sequence_example_gen as seq
 from components.ingest import sequence_examples as ex
 from components.ingest.report import DatasetError
@@ -179,7 +180,7 @@ def test_missing_files_and_options_name_the_problem(tmp_path: pathlib.Path) -> N
         seq.prepare_data("mind", str(tmp_path), "tiny", None)
     component = seq.example_gen("mind", "/data/mind", news_tags="entities")
     assert isinstance(component, seq.MindSequenceExampleGen)
-    assert component.exec_properties == {"input_base": "/data/mind", "news_tags": "entities"}
+    assert component.exec_properties == {"input_base": "/data/mind", "news_tags": "entities", "max_users": None}
     assert seq.example_gen("mind", "/data/mind").exec_properties["news_tags"] == "subcategory"
 
 
@@ -230,17 +231,17 @@ def _expected(root: pathlib.Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, standard_artifacts.Examples]:
+def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, standard_artifacts.Examples, pathlib.Path]:
     root = tmp_path_factory.mktemp("mind-generated")
     config = SyntheticMindConfig(num_users=40, num_news=80, num_impressions=160, num_topics=4, history_length=(0, 6),
                                  candidates_per_impression=(1, 8), missing_news_fraction=0.2, seed=5)
     synthetic.generate_mind(root / "mind", config)
     threads = ["--direct_running_mode=multi_threading", "--direct_num_workers=2"]
-    return _expected(root / "mind"), _run(root / "out", threads, input_base=str(root / "mind"))
+    return _expected(root / "mind"), _run(root / "out", threads, input_base=str(root / "mind")), root / "mind"
 
 
 def test_beam_examples_equal_an_independent_expectation(generated) -> None:
-    want, examples = generated
+    want, examples, _ = generated
     got = _splits(examples)
     users = want["users"]
     # The fixture is realistic: empty histories, single-article impressions, unknown ids, train-only users.
@@ -261,6 +262,22 @@ def test_beam_examples_equal_an_independent_expectation(generated) -> None:
     assert counters[ex.SHOWN_ARTICLES_MISSING] == want["missing"]
     assert counters[ex.TRAIN_EVENTS] == sum(len(train) for train, _ in users.values())
     assert counters[ex.ITEMS_IN_CATALOG] == len(got[ex.ITEMS]) == 80
+
+
+def test_max_users_keeps_the_users_of_smallest_id_hash_with_their_full_run_examples(generated, tmp_path) -> None:
+    """MIND user ids are strings ("U12"): the hash is of the id as written in behaviors.tsv."""
+    want, full_examples, data = generated
+    users = {line.split("\t")[1] for line in (data / "behaviors.tsv").read_text().splitlines()}
+    kept = {int(u[1:]) for u in sorted(users, key=lambda u: (zlib.crc32(u.encode()), u))[:15]}
+    subset = _run(tmp_path / "out", input_base=str(data), max_users=15)
+    full, got = _splits(full_examples), _splits(subset)
+    assert got[ex.TRAIN].keys() == kept and got[ex.EVAL].keys() == kept & full[ex.EVAL].keys()
+    for split in (ex.TRAIN, ex.EVAL):
+        assert got[split] == {u: full[split][u] for u in got[split]}
+    assert got[ex.ITEMS] == full[ex.ITEMS]  # news.tsv, whoever read it
+    counters = example_gen_utils.load_report(subset)["counters"]
+    assert (counters[sequence_beam.USERS_KEPT], counters[sequence_beam.USERS_DROPPED]) == (15, len(users) - 15)
+    assert counters[ex.USERS] == 15
 
 
 # --- the real sample in ../shared/datasets --------------------------------------------------------

@@ -158,6 +158,24 @@ def test_source_options_reach_the_example_gen_and_unknown_ones_are_named(tmp_pat
         configs.load_config("tiny", overrides={"families": {"news": {"source_options": {"tags_dir": "x"}}}})
 
 
+def test_max_users_from_a_config_file_reaches_both_sequence_example_gens(tmp_path):
+    """`families: {ctr: {source_options: {max_users: 1500}}}` (YAML gives an int) is what
+    `usermodel run --config` needs for a user subset; the tags family takes it too, news not."""
+    from pipeline.pipeline import create_pipeline
+
+    path = tmp_path / "c.yaml"
+    path.write_text("models: [embedding_mlp, youtube_dnn]\n"
+                    "families:\n"
+                    "  ctr: {dataset: movielens, data_dir: /d/ml-1m, source_options: {max_users: 1500}}\n"
+                    "  tags: {dataset: movielens, data_dir: /d/ml-1m, source_options: {max_users: '40'}}\n")
+    config = configs.load_config("tiny", str(path), overrides={"output_dir": str(tmp_path)})
+    nodes = {c.id: c for c in create_pipeline(config).components}
+    assert nodes["ExampleGen.ctr"].exec_properties["max_users"] == 1500
+    assert nodes["ExampleGen.tags"].exec_properties["max_users"] == 40
+    with pytest.raises(configs.ConfigError, match=r"families.news.source_options: unknown \['max_users'\]"):
+        configs.load_config("tiny", overrides={"families": {"news": {"source_options": {"max_users": 5}}}})
+
+
 def test_tags_gate_reports_both_candidate_sets():
     """Prec@K over the user's history tags carries the gate; Prec@K over all tags is reported."""
     from pipeline.families import TAGS

@@ -203,3 +203,13 @@ def test_compile_covers_the_ctr_and_tags_families_and_the_sibling_gate(tmp_path)
         **config.families, "tags": dataclasses.replace(config.families["tags"], source_options={"tags_dir": "tags"})})
     with pytest.raises(UserError, match="families.tags.source_options.tags_dir tags is relative"):
         kubeflow_runner.compile_pipeline(relative, str(tmp_path / "x.yaml"), image=IMAGE)
+
+
+def test_compile_checks_only_the_source_options_that_are_locations():
+    """`max_users: 1500` and `news_tags: entities` are values, not paths the pods must reach."""
+    config = configs.load_config(
+        "tiny", overrides={"output_dir": OUTPUT_DIR, "models": ["embedding_mlp", "youtube_dnn"],
+                           "families": {"ctr": {"source_options": {"max_users": 1500}},
+                                        "tags": {"source_options": {"max_users": "40", "tags_dir": "/mnt/tags"}}}},
+        data_dirs=["ctr=gs://bucket/ml-1m", "tags=/mnt/ml-1m"])
+    kubeflow_runner._check_locations(config)  # no error

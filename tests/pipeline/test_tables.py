@@ -156,6 +156,29 @@ def test_tags_dir_reaches_the_tags_source_options(tmp_path):
                                                                            {"tags_dir": "/d/ml-10m"})
 
 
+def test_max_users_joins_the_source_options_of_the_config_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("families: {tags: {source_options: {tags_dir: /d/ml-10m}}}\n")
+    args = _args("utpm", "--models", "youtube_dnn", "--seeds", "2", "--dataset", "movielens", "--data-dir", "/d/ml-1m",
+                 "--config", str(path), "--max-users", "1500", "--output-dir", str(tmp_path / "t"))
+    by_seed = tables.build_configs(UTPM_TABLE, args)
+    for config in by_seed.values():
+        assert config.families["tags"].source_options == {"tags_dir": "/d/ml-10m", "max_users": 1500}
+    assert "--data-dir /d/ml-1m --max-users 1500 --models youtube_dnn" in tables._command(args, by_seed)
+    ctr = tables.build_configs(MFN_TABLE, _args("mfn", "--preset", "tiny", "--models", "embedding_mlp", "--seeds", "1",
+                                                "--max-users", "300", "--output-dir", str(tmp_path / "m")))
+    assert ctr[1].families["ctr"].source_options == {"max_users": 300}
+
+
+def test_a_table_with_another_max_users_is_not_mixed_in(tmp_path):
+    runner = StubRunner()
+    base = ("mfn", "--preset", "tiny", "--models", "embedding_mlp", "--seeds", "1", "--output-dir", str(tmp_path))
+    tables._table(_args(*base, "--max-users", "100"), runner=runner, out=open(os.devnull, "w"))
+    with pytest.raises(UserError, match=r"seed-1 holds a finished run with other settings \(families differ"):
+        tables._table(_args(*base, "--max-users", "200"), runner=runner, out=open(os.devnull, "w"))
+    assert runner.seeds == [1]
+
+
 def test_a_folder_with_another_run_is_refused_not_mixed_in(tmp_path):
     runner = StubRunner()
     base = ("--models", "embedding_mlp", "--seeds", "1", "--output-dir", str(tmp_path))
@@ -208,7 +231,8 @@ def test_argument_mistakes_are_one_line_errors(argv, message, tmp_path, capsys):
     assert not os.listdir(tmp_path)  # refused before any run
 
 
-@pytest.mark.parametrize("argv", [["nope"], ["mfn", "--seeds", "0"], ["mfn", "--seeds", "2", "--seed-list", "1"]])
+@pytest.mark.parametrize("argv", [["nope"], ["mfn", "--seeds", "0"], ["mfn", "--seeds", "2", "--seed-list", "1"],
+                                  ["mfn", "--max-users", "0"], ["mfn", "--max-users", "1.5"]])
 def test_usage_mistakes_exit_2(argv):
     with pytest.raises(SystemExit) as exit_:
         cli.main(["table", *argv])
