@@ -194,13 +194,22 @@ class ServingClient:
 
     # ------------------------------------------------------------------ tag profiling
     def top_tags(self, model: str, user_id: str, history: Sequence[str], features: Sequence[str] = (),
-                 k: int | None = None, **spec) -> list[tuple[str, float]]:
+                 k: int | None = None, among: str = "all", **spec) -> list[tuple[str, float]]:
         """A user's top tags, best first (at most `k`, at most the K the model was exported with).
 
-        `features` are the user's categorical fields as ``"name=value"`` strings."""
+        `features` are the user's categorical fields as ``"name=value"`` strings. `among`:
+        ``"all"`` ranks every tag, ``"history"`` only the user's own history tags (UTPM's
+        candidate selection, what the gate's prec@K ranks)."""
+        if among not in ("all", "history"):
+            raise ValueError(f"among: 'all' or 'history', got {among!r}")
         out = self._signature(model, signatures.USER_TAGS, _vector([user_id]), _strings([history]),
                               _strings([features]), **spec)
-        tags = [(t.decode(), float(s)) for t, s in zip(out["tag_ids"][0], out["tag_scores"][0]) if t]
+        prefix = "history_" if among == "history" else ""
+        if f"{prefix}tag_ids" not in out:
+            raise ServingError(grpc.StatusCode.FAILED_PRECONDITION,
+                               f"model {model!r} has no history tags in user_tags (exported before they existed): "
+                               "export it again")
+        tags = [(t.decode(), float(s)) for t, s in zip(out[f"{prefix}tag_ids"][0], out[f"{prefix}tag_scores"][0]) if t]
         return tags[:k] if k is not None else tags
 
     # ------------------------------------------------------------------ CTR

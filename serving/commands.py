@@ -142,12 +142,14 @@ def add_query_parser(sub) -> None:
     user = what.add_parser("encode-user", help="the vector of a user")
     user.add_argument("--user", default="")
     user.add_argument("--history", nargs="*", default=[])
-    tags = what.add_parser("tags", help="a user's top-K tags among every tag (tag-profiling models; the gate's "
-                                        "prec@K ranks the history tags only, docs/tags.md)")
+    tags = what.add_parser("tags", help="a user's top-K tags among every tag, or with --among history among "
+                                        "their own history tags (what the gate's prec@K ranks; docs/tags.md)")
     tags.add_argument("--user", default="")
     tags.add_argument("--history", nargs="*", default=[])
     tags.add_argument("--features", nargs="*", default=[], help="user fields as name=value")
     tags.add_argument("-k", type=int, default=10)
+    tags.add_argument("--among", choices=("all", "history"), default="all",
+                      help="all: rank every tag; history: only the user's history tags (UTPM's candidate selection)")
     pctr = what.add_parser("pctr", help="click probabilities of target items (CTR models)")
     pctr.add_argument("--user", default="")
     pctr.add_argument("--history", nargs="*", default=[])
@@ -185,7 +187,8 @@ def _query(args: argparse.Namespace) -> int:
                 result = {"interests": [round(float(v), 6) for v in vector]}
             elif args.what == "tags":
                 result = [{"tag": t, "score": s}
-                          for t, s in client.top_tags(args.model, args.user, args.history, args.features, args.k, **spec)]
+                          for t, s in client.top_tags(args.model, args.user, args.history, args.features, args.k,
+                                                      among=args.among, **spec)]
             elif args.what == "pctr":
                 if args.cached:
                     interests = client.user_interests(args.model, args.user, args.history, **spec)

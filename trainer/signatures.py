@@ -100,10 +100,13 @@ equals `pctr` of the same user and items."""
 USER_TAGS = Signature(
     "user_tags",
     (_ids("user_id"), _ids("history", None), _ids("features", None)),
-    (_floats("user_embedding", None), _ids("tag_ids", None), _floats("tag_scores", None)),
+    (_floats("user_embedding", None), _ids("tag_ids", None), _floats("tag_scores", None),
+     _ids("history_tag_ids", None), _floats("history_tag_scores", None)),
 )
-"""Tag profiling: clicked item ids and user fields (`name=value`) → user embedding and the top
-K tags best first (`""` if fewer than K) with their scores."""
+"""Tag profiling: clicked item ids and user fields (`name=value`) → user embedding, the top K
+tags among every tag best first (`""` if fewer than K) with their scores, and the top K among the
+user's own history tags (UTPM's candidate selection, what the gate's prec@K ranks; `""` and 0
+where the user has fewer)."""
 
 BY_FAMILY: dict[str, tuple[Signature, ...]] = {
     "news": (SCORE, ENCODE_NEWS, ENCODE_USER),

@@ -138,7 +138,8 @@ class CtrContract(tf.Module):
 
 class TagsContract(tf.Module):
     """Tag-profiling contract: ``user_tags(user_id [B], history [B, H], features [B, F])`` →
-    ``user_embedding [B, D]``, ``tag_ids [B, K]`` (strings, best first), ``tag_scores [B, K]``."""
+    ``user_embedding [B, D]``, ``tag_ids [B, K]`` (strings, best first), ``tag_scores [B, K]``, and
+    ``history_tag_ids`` / ``history_tag_scores`` (here: the best of the first four tags)."""
 
     def __init__(self, dim: int = 8, buckets: int = 97, k: int = 5):
         super().__init__()
@@ -151,8 +152,12 @@ class TagsContract(tf.Module):
     @tf.function(input_signature=signatures.USER_TAGS.tf_specs())
     def user_tags(self, user_id, history, features):
         user = _masked_mean(history, self.items) + _masked_mean(features, self.items) + _embed(user_id, self.items)
-        top = tf.math.top_k(tf.matmul(user, self.tag_vectors, transpose_b=True), k=self.k)
-        return {"user_embedding": user, "tag_ids": tf.gather(self.tags, top.indices), "tag_scores": top.values}
+        scores = tf.matmul(user, self.tag_vectors, transpose_b=True)
+        top = tf.math.top_k(scores, k=self.k)
+        # "History tags" of this stand-in: the first four tags, best first.
+        own = tf.math.top_k(scores[:, :4], k=4)
+        return {"user_embedding": user, "tag_ids": tf.gather(self.tags, top.indices), "tag_scores": top.values,
+                "history_tag_ids": tf.gather(self.tags, own.indices), "history_tag_scores": own.values}
 
     @tf.function(input_signature=signatures.SERVING_DEFAULT.tf_specs())
     def serving_default(self, examples):

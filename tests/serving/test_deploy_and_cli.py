@@ -140,6 +140,8 @@ def test_query_commands_against_a_running_server(model_root, start_server, capsy
     assert cli.main(["query", *target, "--model", "tags", "tags", "--user", "U1", "--history", "I1", "-k", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["tag", "score"] and len(lines) == 3
+    assert cli.main(["query", *target, "--model", "tags", "tags", "--history", "I1", "--among", "history"]) == 0
+    assert {line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]} == {"tag0", "tag1", "tag2", "tag3"}
     assert cli.main(["query", *target, "--model", "ctr", "pctr", "--history", "I1", "--targets", "I2", "I3"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 3
     assert cli.main(["query", *target, "encode-news", "--title", "storm news"]) == 0

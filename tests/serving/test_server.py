@@ -116,6 +116,9 @@ def test_typed_helpers_for_each_family(server, client_for):
     tags = client.top_tags("tags", "U1", ["I1", "I2"], ["age=30"], k=3)
     assert len(tags) == 3 and all(t.startswith("tag") for t, _ in tags)
     assert [s for _, s in tags] == sorted((s for _, s in tags), reverse=True)
+    own = client.top_tags("tags", "U1", ["I1", "I2"], ["age=30"], among="history")
+    assert {t for t, _ in own} == {"tag0", "tag1", "tag2", "tag3"}  # the stand-in's "history tags"
+    assert [s for _, s in own] == sorted((s for _, s in own), reverse=True)
 
     probs = client.pctr("ctr", "U1", ["I1", "I2"], ["I9", "I2", "I3"])
     assert probs.shape == (3,) and ((probs > 0) & (probs < 1)).all()

@@ -14,7 +14,9 @@ TFMA take raw inputs:
   preprocessing function (`Family.label_signature`) and PrecisionAtK reads both.
 * ``user_tags(user_id, history, features)`` — clicked item ids (``""`` = padding) and user
   fields ``name=value`` (ml-1m: ``gender=F``, ``age=25``, ``occupation=4``) → ``user_embedding``
-  ``[B, U]``, the top K tags best first as raw strings (``tag_ids``) with their ``tag_scores``.
+  ``[B, U]``, the top K tags best first as raw strings (``tag_ids``) with their ``tag_scores``,
+  and the top K among the user's own history tags (``history_tag_ids``, ``history_tag_scores``:
+  the `tags` field, the candidates the gate's prec@K ranks; ``""``/0 past the user's own tags).
   Every given history item counts as a click. Unknown items have no tags and add nothing;
   unknown field values get the unknown id; unknown field names are ignored.
 
@@ -134,11 +136,27 @@ class TagsServing:
                         for f, table in self.tables.demographics.items()}
         inputs = self._inputs(items, items != PAD_ID, demographics)
         ids, scores = self.model.top_tags(inputs, self.top_k)
+        embedding = self.model.user_embedding(inputs)
+        history_ids, history_scores = self._top_history_tags(self._fields(items, items != PAD_ID)["tags"],
+                                                             self.model.tag_scores(embedding))
         return {
-            "user_embedding": self.model.user_embedding(inputs),
+            "user_embedding": embedding,
             "tag_ids": tf.gather(self.tables.tag_names, ids),
             "tag_scores": scores,
+            "history_tag_ids": history_ids,
+            "history_tag_scores": history_scores,
         }
+
+    def _top_history_tags(self, history_tags: tf.Tensor, scores: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """The best `top_k` (at most H) of the user's history tags ``[B, H]`` (0 = padding) by
+        their ``[B, T]`` scores: names ``[B, k]`` (``""`` past the user's own tags) and scores (0 there)."""
+        real = history_tags > PAD_ID
+        own = tf.where(real, tf.gather(scores, history_tags, batch_dims=1), -np.inf)
+        top, slots = tf.math.top_k(own, k=min(self.top_k, int(history_tags.shape[1])))
+        ids = tf.gather(history_tags, slots, batch_dims=1)
+        present = tf.math.is_finite(top)
+        return (tf.where(present, tf.gather(self.tables.tag_names, ids), ""),
+                tf.where(present, top, tf.zeros_like(top)))
 
 
 def export(model: keras.Model, tft_output: tft.TFTransformOutput, table: ItemTable, cfg: TagsTrainingConfig,

@@ -108,6 +108,29 @@ def test_user_tags_agree_with_serving_default(served, vocab):
         np.testing.assert_allclose(out["tag_scores"][i].numpy(), scores[i, order], rtol=1e-5, atol=1e-6)
 
 
+def test_user_tags_ranks_the_history_tags_among_themselves(served, vocab):
+    """`history_tag_*`: the user's own history tags (the `tags` field, as the gate's candidates)
+    ordered by serving_default's scores; a user with none gets "" and 0."""
+    scores = served.signatures["serving_default"](examples=tf.constant(EXAMPLES))["tag_scores"].numpy()
+    labels = served.signatures["labels"](examples=tf.constant(EXAMPLES))
+    out = served.signatures["user_tags"](
+        user_id=tf.constant(["1", "3", "2"]),
+        history=tf.constant([["10", "20", "50"], ["", "", ""], ["99", "", ""]]),
+        features=tf.constant([["gender=F", "age=25", "occupation=4"], ["", "", ""], ["zip=1", "", ""]]),
+    )
+    names = _real_tags(vocab)
+    candidates = labels["candidate_tags"].numpy()
+    for i in range(3):
+        own = np.flatnonzero(candidates[i])
+        got = [t.decode() for t in out["history_tag_ids"][i].numpy()]
+        expected = [names[j] for j in own[np.argsort(-scores[i, own], kind="stable")]]
+        assert got[: len(expected)] == expected and set(got[len(expected):]) <= {""}
+        np.testing.assert_allclose(out["history_tag_scores"][i].numpy()[: len(expected)],
+                                   np.sort(scores[i, own])[::-1], rtol=1e-5, atol=1e-6)
+    assert len(np.flatnonzero(candidates[0])) >= 2 and not candidates[1].any()
+    assert not out["history_tag_scores"][1].numpy().any()
+
+
 def test_unknown_items_and_values_do_not_crash(served, vocab):
     out = served.signatures["user_tags"](
         user_id=tf.constant(["u", ""]),
