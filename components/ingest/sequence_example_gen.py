@@ -284,12 +284,21 @@ def negatives_option(dataset: str, value: str | int | None) -> int:
         return DEFAULT_NEGATIVES_PER_CLICK
     if dataset != "taobao":
         raise UserError(f"{field}: only Taobao samples negatives; {dataset!r} has its own non-clicks")
+    return _whole_number(field, value, 0, "a non-negative integer")
+
+
+def _whole_number(field: str, value: str | int, minimum: int, what: str) -> int:
+    """`value` (an int or its decimal text, as YAML or a flag gives it) as an int ≥ `minimum`.
+
+    Raises:
+        UserError: naming `field`, for anything else (`1.5`, `true`, a smaller number).
+    """
     try:
         count = int(value)
     except (TypeError, ValueError):
-        count = -1
-    if count < 0 or str(value).strip() != str(count):
-        raise UserError(f"{field}: {value!r} is not a non-negative integer")
+        count = minimum - 1
+    if count < minimum or str(value).strip() != str(count):
+        raise UserError(f"{field}: {value!r} is not {what}")
     return count
 
 
@@ -318,13 +327,7 @@ def max_users_option(value: str | int | None) -> int | None:
     """
     if value is None:
         return None
-    try:
-        count = int(value)
-    except (TypeError, ValueError):
-        count = 0
-    if count < 1 or str(value).strip() != str(count):
-        raise UserError(f"source_options.max_users: {value!r} is not a positive integer (a number of users)")
-    return count
+    return _whole_number("source_options.max_users", value, 1, "a positive integer (a number of users)")
 
 
 def _check_options(dataset: str, tags_dir: str | None, negatives_per_click: str | int | None,

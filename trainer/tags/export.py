@@ -99,8 +99,8 @@ class TagsServing:
         t = self.tables
         return tag_fields.user_fields(items, positive, t.item_tags, t.item_genres, t.num_tags, t.num_genres, self.length)
 
-    def _inputs(self, items: tf.Tensor, positive: tf.Tensor, demographics: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        built = self._fields(items, positive)
+    def _inputs(self, built: dict[str, tf.Tensor], demographics: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """The model's `user_<f>` inputs from built fields (`_fields`) and demographic ids."""
         inputs = {f"user_{f}": built[f] for f in self.fields if f in built}
         inputs.update({f"user_{f}": tf.cast(tf.reshape(v, [-1, 1]), tf.int32) for f, v in demographics.items()})
         return inputs
@@ -115,7 +115,7 @@ class TagsServing:
 
     def serving_default(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
         t = self._transformed(examples)
-        inputs = self._inputs(*self._history(t), {f: t[f] for f in self.fields if f in DEMOGRAPHICS})
+        inputs = self._inputs(self._fields(*self._history(t)), {f: t[f] for f in self.fields if f in DEMOGRAPHICS})
         return {"tag_scores": self.model.tag_scores(self.model.user_embedding(inputs))}
 
     def labels(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -134,11 +134,11 @@ class TagsServing:
         items = self.tables.ids(self.tables.items, history)
         demographics = {f: self.tables.ids(table, feature_values(features, f))
                         for f, table in self.tables.demographics.items()}
-        inputs = self._inputs(items, items != PAD_ID, demographics)
-        ids, scores = self.model.top_tags(inputs, self.top_k)
-        embedding = self.model.user_embedding(inputs)
-        history_ids, history_scores = self._top_history_tags(self._fields(items, items != PAD_ID)["tags"],
-                                                             self.model.tag_scores(embedding))
+        built = self._fields(items, items != PAD_ID)
+        embedding = self.model.user_embedding(self._inputs(built, demographics))
+        all_scores = self.model.tag_scores(embedding)
+        ids, scores = self.model.top_of(all_scores, self.top_k)
+        history_ids, history_scores = self._top_history_tags(built["tags"], all_scores)
         return {
             "user_embedding": embedding,
             "tag_ids": tf.gather(self.tables.tag_names, ids),

@@ -275,10 +275,14 @@ class TagModel(ConfiguredModel):
         Returns:
             `(ids, scores)`, best first.
         """
+        return self.top_of(self.tag_scores(self.user_embedding(inputs)), k)
+
+    def top_of(self, tag_scores: Any, k: int) -> tuple[Any, Any]:
+        """`top_tags` of already computed `tag_scores` `[B, num_tags]` (serving reuses them)."""
         real_tags = self.config.num_tags - FIRST_REAL_ID
         if not 1 <= k <= real_tags:
             raise ValueError(f"k must be in [1, {real_tags}] (the real tags), got {k}.")
-        scores, ids = ops.top_k(self.tag_scores(self.user_embedding(inputs)), k, sorted=True)
+        scores, ids = ops.top_k(tag_scores, k, sorted=True)
         return ops.cast(ids, "int32"), scores
 
     # ---------------------------------------------------------------- keras
